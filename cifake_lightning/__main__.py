@@ -1,0 +1,5 @@
+"""`python -m cifake_lightning ...` runs the `cifake` command (works from a source tree, no install)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,8 @@
+"""Lightning callbacks of the project (explanation callbacks live in cifake_lightning.explain)."""
+
+from .checkpoint import BestCheckpoint
+from .early_stop import EarlyStop
+from .epoch_seed import EpochSeed
+from .run_info import RunInfo
+
+__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "RunInfo"]

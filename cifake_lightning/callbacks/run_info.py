@@ -1,0 +1,114 @@
+"""Save a run's provenance next to its metrics: versions, git commit, machine, data manifests.
+
+Together with the resolved config that LightningCLI writes (config.yaml), this is what is needed to
+tell whether two runs are comparable, or why a metric changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightning as L
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in (
+        "cifake-lightning",
+        "torch",
+        "torchvision",
+        "lightning",
+        "timm",
+        "torchmetrics",
+        "captum",
+        "wandb",
+        "jsonargparse",
+        "kornia",
+        "numpy",
+        "pillow",
+    ):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def machine_info() -> dict:
+    import torch
+
+    info = {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info
+
+
+class RunInfo(L.Callback):
+    """Writes ``run_info.json`` into the run's log dir at setup and adds it to the loggers' config."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        info = {
+            "stage": stage,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+            "versions": package_versions(),
+            "machine": machine_info(),
+            "precision": str(trainer.precision),
+            "world_size": trainer.world_size,
+            "argv": sys.argv,
+        }
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "summary"):
+            try:
+                info["data"] = dm.summary()
+            except Exception as e:  # noqa: BLE001 - provenance must never stop a run
+                info["data"] = {"error": str(e)}
+        if hasattr(pl_module, "backbone"):
+            info["params"] = sum(p.numel() for p in pl_module.backbone.parameters())
+        pl_module.run_info = info
+        if trainer.is_global_zero and trainer.log_dir:
+            path = Path(trainer.log_dir) / f"run_info_{getattr(stage, 'value', stage)}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, indent=2, default=str))
+            os.replace(tmp, path)
+        for lg in trainer.loggers:
+            if type(lg).__name__ == "WandbLogger":
+                lg.experiment.config.update({"run_info": info}, allow_val_change=True)

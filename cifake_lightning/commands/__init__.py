@@ -1,0 +1,18 @@
+"""Project subcommands beside Lightning's fit/validate/test/predict (each takes its own argv)."""
+
+from __future__ import annotations
+
+
+def _data(argv):
+    from .data_cmd import main
+
+    main(argv)
+
+
+def _models(argv):
+    from .models_cmd import main
+
+    main(argv)
+
+
+PROJECT_COMMANDS = {"data": _data, "models": _models}

@@ -1,0 +1,46 @@
+"""The project's own exception types.
+
+Every error a user can cause (a bad image, a wrong folder layout, an unusable checkpoint, an offline
+download) is raised as one of these, carrying the file or option at fault, so the CLI can print one
+clear line instead of a stack trace from deep inside PIL, torch or kagglehub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CifakeError(Exception):
+    """Base class: anything the user can fix by changing a file, a path or an option."""
+
+
+class DataError(CifakeError):
+    """A dataset on disk is unusable (missing folder, empty class, wrong layout)."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class ImageDecodeError(DataError):
+    """One image file cannot be turned into a 3x32x32 uint8 tensor."""
+
+
+class DownloadError(CifakeError):
+    """A dataset could not be downloaded (offline, no credentials, source gone)."""
+
+
+class CheckpointError(CifakeError):
+    """A checkpoint is missing, unreadable, unsafe or not a cifake-lightning classifier."""
+
+    def __init__(self, message: str, path: str | Path):
+        self.path = Path(path)
+        super().__init__(f"{path}: {message}")
+
+
+class ConfigError(CifakeError):
+    """An option has a value that passes type checks but makes no sense (names the option)."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(f"option {option}: {message}")

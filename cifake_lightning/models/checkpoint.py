@@ -1,0 +1,60 @@
+"""Load checkpoints safely (weights_only) and turn every failure into a CheckpointError naming the file."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True: plain tensors and containers only, never arbitrary code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint file not found", path)
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        raise CheckpointError("not a PyTorch checkpoint (neither torch's zip format nor a pickle)", path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refused: it holds objects that are not plain tensors/containers ({str(e).splitlines()[0][:160]}); "
+            "only checkpoints written by Lightning/cifake load safely",
+            path,
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"not a readable PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})", path
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError("not a Lightning checkpoint (no state_dict)", path)
+    return ckpt
+
+
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):
+    """Rebuild the LightningModule saved by `cifake fit` (model class and backbone from its hparams)."""
+    from lightning import LightningModule
+
+    ckpt = read_checkpoint(path)
+    hp = ckpt.get("hyper_parameters", {})
+    if "_instantiator" not in hp:
+        raise CheckpointError(
+            "has no saved model config (it was not written by `cifake fit`); load it in Python with "
+            "ImageClassifier.load_from_checkpoint(path, backbone=...)",
+            path,
+        )
+    try:
+        model = LightningModule.load_from_checkpoint(str(path), map_location=map_location, weights_only=True)
+    except (RuntimeError, KeyError, TypeError, ValueError, ImportError, AttributeError) as e:
+        raise CheckpointError(
+            f"cannot rebuild the model it was saved from ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
+            path,
+        ) from None
+    model.eval()
+    return model

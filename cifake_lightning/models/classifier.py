@@ -1,0 +1,211 @@
+"""ImageClassifier: the one LightningModule for binary real (0) / fake (1) classification.
+
+It wraps any backbone ``nn.Module`` that maps normalised (B, 3, H, W) images to (B,) or (B, 1) logits,
+trains it with BCE-with-logits, and tracks accuracy, precision, recall, F1, AUROC and the confusion
+matrix per split with torchmetrics ("fake" is the positive class). Inputs are float [0, 1] images;
+normalisation is its first layer. Optimiser and scheduler come from the config (LightningCLI's
+dependency injection), so `--model.optimizer.init_args.lr 3e-4` or a fused AdamW need no code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryConfusionMatrix,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryRecall,
+)
+
+from .normalize import Normalize
+
+EVAL_SPLITS = ("val", "test")
+
+
+def _metrics(prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(),
+            "precision": BinaryPrecision(),
+            "recall": BinaryRecall(),
+            "f1": BinaryF1Score(),
+            "auroc": BinaryAUROC(),
+        },
+        prefix=prefix,
+    )
+
+
+def _cli_instantiated() -> bool:
+    """True while LightningCLI builds this module (it then saves the config dicts as hparams)."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+        return _given_hyperparameters.get() is not None
+    except ImportError:  # pragma: no cover - private API moved
+        return False
+
+
+class ImageClassifier(LightningModule):
+    """Binary real/fake classifier around any backbone.
+
+    Args:
+        backbone: nn.Module returning one logit per image (e.g. BirdLotfiCNN, DualStreamDetector).
+        normalize: input normalisation preset: none | half | cifar10 | imagenet.
+        optimizer: optimiser factory (default Adam, lr 1e-3 as in the paper).
+        scheduler: optional LR scheduler factory; ReduceLROnPlateau monitors val/loss.
+        channels_last: use channels-last memory format on CUDA (faster convs with bf16/fp16).
+        compile: wrap the backbone in torch.compile (measure before relying on it: benchmarks/).
+        collect_predictions: keep per-image test probabilities for reports (OOD tables, galleries).
+        preprocess: optional module applied to [0, 1] images before normalisation (e.g. the ISITCAP
+            AutoencoderFilter); attributions include it, as they should.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        normalize: str = "cifar10",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        channels_last: bool = True,
+        compile: bool = False,
+        collect_predictions: bool = True,
+        preprocess: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if _cli_instantiated():
+            self.save_hyperparameters()
+        else:  # plain Python use: modules are not serialisable config; the caller passes them again
+            self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "preprocess"])
+        self.preprocess = preprocess
+        self.normalize = Normalize(normalize)
+        self.backbone = backbone
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.channels_last = channels_last
+        self.compile_backbone = compile
+        self.collect_predictions = collect_predictions
+        self.train_acc = BinaryAccuracy()
+        self.val_metrics = _metrics("val/")
+        self.test_metrics = _metrics("test/")
+        self.val_confusion = BinaryConfusionMatrix()
+        self.test_confusion = BinaryConfusionMatrix()
+        self.confusion: dict[str, list[list[int]]] = {}
+        self.test_predictions: dict[str, torch.Tensor] = {}
+        self._test_buffer: list[dict[str, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ model
+    def configure_model(self) -> None:
+        if self.compile_backbone and not isinstance(self.backbone, torch._dynamo.eval_frame.OptimizedModule):
+            self.backbone = torch.compile(self.backbone)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float images in [0, 1] -> (B,) logits (positive = fake)."""
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        x = self.normalize(x)
+        if self.channels_last and x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.backbone(x)
+        return out.reshape(out.shape[0])
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(x).float())
+
+    # ------------------------------------------------------------------ steps
+    def _loss(self, batch):
+        x, y = batch["image"], batch["label"].float()
+        logits = self(x).float()
+        return F.binary_cross_entropy_with_logits(logits, y), logits, y
+
+    def training_step(self, batch, batch_idx):
+        loss, logits, y = self._loss(batch)
+        self.train_acc(torch.sigmoid(logits.detach()), y.long())
+        n = y.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        return loss
+
+    def _eval_step(self, batch, split: str):
+        loss, logits, y = self._loss(batch)
+        probs = torch.sigmoid(logits)
+        metrics = self.val_metrics if split == "val" else self.test_metrics
+        confusion = self.val_confusion if split == "val" else self.test_confusion
+        metrics.update(probs, y.long())
+        confusion.update(probs, y.long())
+        n = y.shape[0]
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n)
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
+        return probs
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        probs = self._eval_step(batch, "test")
+        if self.collect_predictions:
+            keep = {"prob": probs.detach(), "label": batch["label"]}
+            for k in ("index", "source", "content_class"):
+                if k in batch:
+                    keep[k] = batch[k]
+            self._test_buffer.append({k: v.detach().cpu() for k, v in keep.items()})
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        out = {"prob": self.predict_proba(batch["image"]).cpu()}
+        for k in ("index", "label", "source"):
+            if k in batch:
+                out[k] = batch[k].cpu()
+        return out
+
+    # ------------------------------------------------------------------ epoch ends
+    def _store_confusion(self, split: str) -> None:
+        cm = (self.val_confusion if split == "val" else self.test_confusion).compute()
+        self.confusion[split] = cm.tolist()
+        for (i, j), name in zip(((0, 0), (0, 1), (1, 0), (1, 1)), ("tn", "fp", "fn", "tp")):
+            self.log(f"{split}/{name}", cm[i, j].float(), sync_dist=False)
+        (self.val_confusion if split == "val" else self.test_confusion).reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._store_confusion("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._test_buffer = []
+
+    def on_test_epoch_end(self) -> None:
+        self._store_confusion("test")
+        if self.collect_predictions and self._test_buffer:
+            local = {k: torch.cat([b[k] for b in self._test_buffer]) for k in self._test_buffer[0]}
+            if self.trainer.world_size > 1:  # gather every rank's share (shares may differ by one batch)
+                local = _gather_uneven(self, local)
+            self.test_predictions = local
+        self._test_buffer = []
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config = {"scheduler": scheduler}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = "val/loss"
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _gather_uneven(module: LightningModule, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """all_gather tensors whose first dimension differs between ranks (pad, gather, trim)."""
+    n = torch.tensor([len(next(iter(local.values())))], device=module.device)
+    sizes = module.all_gather(n).flatten().tolist()
+    top = max(sizes)
+    out = {}
+    for k, v in local.items():
+        pad = torch.zeros((top - len(v), *v.shape[1:]), dtype=v.dtype)
+        g = module.all_gather(torch.cat([v, pad]).to(module.device)).cpu()
+        out[k] = torch.cat([g[r, : sizes[r]] for r in range(len(sizes))])
+    return out

@@ -1,0 +1,65 @@
+"""Models addressable by name, timm-style: `@register_model`, `create_model(name, **kw)`, `list_models`."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_PARSERS: list[Callable[[str], Callable[..., nn.Module] | None]] = []
+
+
+def register_model(name: str | None = None):
+    """Decorator: make a class or factory function addressable as `name` (default: its __name__)."""
+
+    def deco(fn):
+        key = name or fn.__name__
+        if key in _MODELS and _MODELS[key] is not fn:
+            raise ValueError(f"model name {key!r} is already registered")
+        _MODELS[key] = fn
+        return fn
+
+    return deco
+
+
+def register_name_parser(parser: Callable[[str], Callable[..., nn.Module] | None]) -> None:
+    """Register a function that turns names of a parametric family (e.g. conv64x3) into factories."""
+    _PARSERS.append(parser)
+
+
+def _lookup(name: str) -> Callable[..., nn.Module] | None:
+    if name in _MODELS:
+        return _MODELS[name]
+    for parse in _PARSERS:
+        fn = parse(name)
+        if fn is not None:
+            return fn
+    return None
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; unknown names raise a ValueError listing close matches."""
+    from . import _load_all  # noqa: F401 - populate the registry
+
+    fn = _lookup(name)
+    if fn is None:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_MODELS), n=5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown model name {name!r}{hint}; `cifake models` lists them")
+    return fn(**kwargs)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    from . import _load_all  # noqa: F401
+
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def is_registered(name: str) -> bool:
+    from . import _load_all  # noqa: F401
+
+    return _lookup(name) is not None

@@ -1,0 +1,1 @@
+"""Experiment tracking: W&B by default (offline without an API key), CSV always, run provenance."""

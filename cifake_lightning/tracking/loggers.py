@@ -1,0 +1,113 @@
+"""Build the loggers of a run from one `tracking` config section.
+
+W&B is the default. Without an API key (no WANDB_API_KEY, no netrc entry) it runs offline, says so
+once, and the run can be uploaded later with `wandb sync runs/<name>/wandb/offline-run-*`. A CSV
+logger is always added first, so every run can be compared without W&B (`cifake report` reads it)
+and so checkpoints land in ``runs/<name>/version_N/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+_said_offline = False
+
+
+@dataclass
+class Tracking:
+    """Where runs are logged.
+
+    Attributes:
+        save_dir: root of run folders (``<save_dir>/<name>/version_N``).
+        wandb: log to Weights & Biases.
+        mode: W&B mode: auto (online when an API key is configured, else offline), online, offline, disabled.
+        project, entity, group, tags: W&B run placement.
+        log_checkpoints: upload checkpoints to W&B as artifacts (W&B's `log_model`).
+        tensorboard: also write TensorBoard event files.
+    """
+
+    save_dir: str = "runs"
+    wandb: bool = True
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str = "cifake-lightning"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    log_checkpoints: bool = False
+    tensorboard: bool = False
+
+
+def wandb_api_key_configured() -> bool:
+    """True when W&B could authenticate without prompting (env var or ~/.netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        rc = netrc.netrc(os.environ.get("NETRC") or None)
+        return rc.authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    env = os.environ.get("WANDB_MODE")
+    if mode == "auto":
+        if env in ("online", "offline", "disabled", "dryrun"):
+            return "offline" if env == "dryrun" else env
+        return "online" if wandb_api_key_configured() else "offline"
+    return mode
+
+
+def next_version(run_dir: Path) -> int:
+    versions = [
+        int(p.name.split("_", 1)[1]) for p in run_dir.glob("version_*") if p.name.split("_", 1)[1].isdigit()
+    ]
+    return max(versions, default=-1) + 1
+
+
+def build_loggers(tracking: Tracking, name: str, version: int | None = None) -> list:
+    """CSV first (it owns the run folder), then W&B and TensorBoard as configured."""
+    global _said_offline
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    run_dir = Path(tracking.save_dir) / name
+    if version is None:
+        version = next_version(run_dir)
+    loggers: list = [CSVLogger(save_dir=tracking.save_dir, name=name, version=version)]
+    if tracking.wandb:
+        mode = resolve_wandb_mode(tracking.mode)
+        if mode != "disabled":
+            from lightning.pytorch.loggers import WandbLogger
+
+            if mode == "offline" and not _said_offline:
+                log.warning(
+                    "W&B: no API key configured, logging offline to %s/wandb (upload later with `wandb sync`)",
+                    run_dir / f"version_{version}",
+                )
+                _said_offline = True
+            wandb_dir = run_dir / f"version_{version}"
+            wandb_dir.mkdir(parents=True, exist_ok=True)
+            loggers.append(
+                WandbLogger(
+                    name=f"{name}/v{version}",
+                    project=tracking.project,
+                    entity=tracking.entity,
+                    group=tracking.group or name,
+                    tags=list(tracking.tags),
+                    save_dir=str(wandb_dir),
+                    offline=mode == "offline",
+                    log_model=tracking.log_checkpoints,
+                    job_type="train",
+                )
+            )
+    if tracking.tensorboard:
+        loggers.append(
+            TensorBoardLogger(save_dir=tracking.save_dir, name=name, version=version, sub_dir="tb")
+        )
+    return loggers

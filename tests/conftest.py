@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny synthetic datasets in the real layouts, and an isolated environment.
+
+Every test runs with W&B disabled (tests that check W&B logging switch it to offline themselves),
+caches and runs in temporary folders, and no network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+N_TRAIN, N_TEST = 300, 50  # synthetic images per label in the session fixture
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CIFAKE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("CIFAKE_DATA", str(tmp_path_factory.getbasetemp() / "data-home"))
+
+
+@pytest.fixture(scope="session")
+def cifake_root(tmp_path_factory) -> Path:
+    """A read-only-by-convention synthetic CIFAKE tree: N_TRAIN train / N_TEST test images per label."""
+    from cifake_lightning.data.synth import write_synthetic_cifake
+
+    root = tmp_path_factory.mktemp("synth") / "cifake"
+    write_synthetic_cifake(root, n_train=N_TRAIN, n_test=N_TEST, seed=0)
+    return root
+
+
+@pytest.fixture
+def cifake_copy(cifake_root, tmp_path) -> Path:
+    """A private copy of the synthetic tree, for tests that damage or change files."""
+    dst = tmp_path / "cifake"
+    shutil.copytree(cifake_root, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def genset_root(tmp_path_factory) -> Path:
+    """genset-v1 extracted once per session; skips when ../shared/datasets is absent."""
+    tar = SHARED_DATASETS / "genset-v1.tar"
+    if not tar.is_file():
+        pytest.skip(f"genset-v1 not available ({tar} is absent)")
+    from cifake_lightning.data.archive import extract_archive
+
+    dst = tmp_path_factory.mktemp("genset")
+    extract_archive(tar, dst)
+    return dst

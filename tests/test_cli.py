@@ -1,0 +1,138 @@
+"""The `cifake` command through its real entry point (in-process where possible, subprocess for exit codes)."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cifake_lightning.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = str(REPO / "configs" / "demo.yaml")
+
+
+def _cifake(*args, cwd=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "cifake_lightning", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _fast(root, *extra):
+    return [
+        "--config",
+        DEMO,
+        "--data.root",
+        str(root),
+        "--data.val_size",
+        "60",
+        "--data.batch_size",
+        "16",
+        "--data.progress",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        *extra,
+    ]
+
+
+def test_print_config_shows_resolved_classes(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", str(REPO / "configs" / "baseline.yaml"), "--print_config"])
+    assert e.value.code == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["model"]["init_args"]["backbone"]["init_args"]["topology"] == "conv32x2-dense64x1"
+    assert cfg["data"]["class_path"] == "cifake_lightning.data.CIFAKEDataModule"
+    assert cfg["early_stopping"]["patience"] == 3
+
+
+def test_unknown_key_fails_with_jsonargparse_message(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", DEMO, "--model.init_args.no_such_option", "3"])
+    assert e.value.code != 0
+    assert "no_such_option" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option,value",
+    [("--data.batch_size", "-5"), ("--data.on_bad_file", "ignore"), ("--trainer.max_epochs", "many")],
+)
+def test_bad_values_fail_naming_the_option(capsys, option, value):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", DEMO, option, value])
+    assert e.value.code != 0
+    err = capsys.readouterr().err
+    assert option.split(".")[-1] in err
+
+
+def test_fit_then_test_beats_chance(cifake_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *_fast(cifake_root, "--trainer.max_epochs", "2", "--name", "clitest")])
+    run = tmp_path / "runs" / "clitest" / "version_0"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run / "config.yaml").is_file() and (run / "run_info_fit.json").is_file()
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    val_acc = [float(r["val/acc"]) for r in rows if r.get("val/acc")]
+    assert len(val_acc) == 2
+    capsys.readouterr()
+    main(
+        [
+            "test",
+            "--ckpt",
+            str(ckpt),
+            "--data.root",
+            str(cifake_root),
+            "--data.val_size",
+            "0",
+            "--data.progress",
+            "false",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    out = capsys.readouterr().out
+    acc = float(next(line for line in out.splitlines() if "test/acc" in line).split("│")[2])
+    assert acc > 0.75, out  # chance is 0.5 on the balanced test split
+
+
+def test_missing_dataset_is_one_clear_line(tmp_path):
+    r = _cifake("fit", "--config", DEMO, "--data.root", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "cifake: error:" in r.stderr and "nowhere" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_checkpoint_is_one_clear_line(tmp_path, cifake_root):
+    bad = tmp_path / "model.ckpt"
+    bad.write_text("this is not a checkpoint")
+    r = _cifake("test", "--ckpt", str(bad), "--data.root", str(cifake_root), cwd=tmp_path)
+    assert r.returncode == 2 and "model.ckpt" in r.stderr and "Traceback" not in r.stderr
+    r = _cifake("test", "--ckpt", str(tmp_path / "missing.ckpt"), cwd=tmp_path)
+    assert r.returncode == 2 and "checkpoint file not found" in r.stderr
+
+
+def test_models_command_lists_the_paper_grid():
+    r = _cifake("models", "--paper")
+    assert r.returncode == 0 and len(r.stdout.split()) == 36
+
+
+def test_data_synth_and_verify(tmp_path):
+    root = tmp_path / "demo"
+    r = _cifake("data", "synth", "--root", str(root), "--n-train", "20", "--n-test", "10")
+    assert r.returncode == 0 and (root / "train" / "FAKE" / "0000 (2).jpg").is_file()
+    r = _cifake("data", "verify", "--root", str(root), "--cache-dir", str(tmp_path / "c"))
+    assert r.returncode == 0 and "no problems found" in r.stdout, r.stdout + r.stderr
+    (root / "test" / "REAL" / "0099.jpg").write_bytes((root / "train" / "REAL" / "0001.jpg").read_bytes())
+    (root / "train" / "FAKE" / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    r = _cifake("data", "verify", "--root", str(root), "--cache-dir", str(tmp_path / "c"))
+    assert r.returncode == 1 and "leakage: 1" in r.stdout and "broken.jpg" in r.stdout
+    r = _cifake("data", "synth", "--root", str(root))
+    assert r.returncode == 2 and "overwrite" in r.stderr

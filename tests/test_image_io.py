@@ -1,0 +1,104 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifake_lightning.data.image_io import decode_image_bytes, load_image
+from cifake_lightning.errors import ImageDecodeError
+
+
+def _encode(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _rgb(size=32, seed=0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def test_rgb_jpeg_roundtrip(tmp_path):
+    p = tmp_path / "a.jpg"
+    p.write_bytes(_encode(_rgb(), quality=100))
+    arr = load_image(p)
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "LA", "I;16", "1"])
+def test_modes_become_rgb(mode):
+    img = _rgb().convert("RGBA" if mode in ("RGBA", "LA") else "RGB")
+    img = (
+        img.convert(mode)
+        if mode != "I;16"
+        else Image.fromarray((np.arange(1024).reshape(32, 32) * 60).astype(np.uint16))
+    )
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    arr = decode_image_bytes(_encode(img, fmt), "x")
+    assert arr.shape == (32, 32, 3)
+
+
+def test_rgba_alpha_composited_on_black():
+    img = Image.new("RGBA", (32, 32), (255, 255, 255, 0))
+    arr = decode_image_bytes(_encode(img, "PNG"), "t.png")
+    assert arr.max() == 0
+
+
+def test_sixteen_bit_scaled_not_clipped():
+    a = np.full((32, 32), 65535, dtype=np.uint16)
+    arr = decode_image_bytes(_encode(Image.fromarray(a), "PNG"), "x.png")
+    assert arr.min() == 255
+
+
+@pytest.mark.parametrize(
+    "data,reason",
+    [(b"", "empty"), (b"hello, I am text", "not an image"), (b"\xff\xd8\xff\xe0" + b"\x00" * 20, "")],
+)
+def test_bad_bytes_raise_project_error(data, reason):
+    with pytest.raises(ImageDecodeError) as e:
+        decode_image_bytes(data, "bad.jpg")
+    assert "bad.jpg" in str(e.value) and reason in str(e.value)
+
+
+def test_truncated_jpeg_names_file(tmp_path):
+    data = _encode(_rgb(seed=3), quality=95)
+    p = tmp_path / "trunc.jpg"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError, match="trunc.jpg"):
+        load_image(p)
+
+
+def test_wrong_size_refused_unless_resize_policy():
+    data = _encode(_rgb(64), "PNG")
+    with pytest.raises(ImageDecodeError, match="64x64, expected 32x32"):
+        decode_image_bytes(data, "big.png")
+    arr = decode_image_bytes(data, "big.png", resize="area")
+    assert arr.shape == (32, 32, 3)
+
+
+def test_area_resize_averages_blocks():
+    a = np.zeros((64, 64, 3), dtype=np.uint8)
+    a[::2, ::2] = 255  # one bright pixel per 2x2 block -> mean 63.75
+    arr = decode_image_bytes(_encode(Image.fromarray(a), "PNG"), "p.png", resize="area")
+    assert np.all(np.abs(arr.astype(int) - 64) <= 1)
+
+
+def test_decompression_bomb_refused():
+    # a PNG header claiming 100k x 100k pixels: refused from the header, before any allocation
+    img = Image.new("1", (1, 1))
+    data = bytearray(_encode(img, "PNG"))
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    data[8:33] = struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    with pytest.raises(ImageDecodeError, match="pixel limit|bomb"):
+        decode_image_bytes(bytes(data), "bomb.png", resize="area")
+
+
+def test_directory_and_missing_file(tmp_path):
+    with pytest.raises(ImageDecodeError, match="directory"):
+        load_image(tmp_path)
+    with pytest.raises(ImageDecodeError, match="cannot read"):
+        load_image(tmp_path / "nope.jpg")
