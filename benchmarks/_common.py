@@ -42,7 +42,11 @@ def record(name: str, title: str, table: str, command: str | None = None, notes:
     if notes:
         section += f"- notes: {notes}\n"
     section += f"\n{table}\n"
-    header = "" if path.exists() else f"# {name.replace('_', ' ')}\n\nEach section is one run of the script; newest last.\n"
+    header = (
+        ""
+        if path.exists()
+        else f"# {name.replace('_', ' ')}\n\nEach section is one run of the script; newest last.\n"
+    )
     with open(path, "a") as f:
         f.write(header + section)
     print(section)
@@ -65,10 +69,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def cifake(*args: str, cwd: Path, env: dict | None = None, timeout: int = 7200) -> subprocess.CompletedProcess:
+def cifake(
+    *args: str, cwd: Path, env: dict | None = None, timeout: int = 7200
+) -> subprocess.CompletedProcess:
     e = {**os.environ, "WANDB_MODE": "disabled", **(env or {})}
-    r = subprocess.run([sys.executable, "-m", "cifake_lightning", *args], cwd=cwd, env=e, capture_output=True,
-                       text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "cifake_lightning", *args],
+        cwd=cwd,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"cifake {' '.join(args)} failed:\n{r.stderr[-3000:]}")
     return r
@@ -77,18 +89,44 @@ def cifake(*args: str, cwd: Path, env: dict | None = None, timeout: int = 7200) 
 def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) -> dict:
     """`cifake fit` then `cifake test` on the best checkpoint; returns test metrics and wall time."""
     t0 = time.perf_counter()
-    cifake("fit", "--config", config, "--name", name, "--trainer.enable_progress_bar", "false",
-           "--trainer.enable_model_summary", "false", *overrides, cwd=workdir)
+    cifake(
+        "fit",
+        "--config",
+        config,
+        "--name",
+        name,
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        *overrides,
+        cwd=workdir,
+    )
     fit_s = time.perf_counter() - t0
     run = sorted((workdir / "runs" / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
     best = sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"]
-    cifake("test", "--config", config, "--name", name, "--ckpt_path", str(best[-1]),
-           "--trainer.enable_progress_bar", "false", *overrides, cwd=workdir)
+    cifake(
+        "test",
+        "--config",
+        config,
+        "--name",
+        name,
+        "--ckpt_path",
+        str(best[-1]),
+        "--trainer.enable_progress_bar",
+        "false",
+        *overrides,
+        cwd=workdir,
+    )
     res = sorted((workdir / "results" / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
     metrics = json.loads((res / "metrics.json").read_text())["metrics"]
     epochs = _epochs(run)
-    return {**{k.removeprefix("test/"): v for k, v in metrics.items()}, "fit_s": fit_s, "epochs": epochs,
-            "best_ckpt": best[-1].name}
+    return {
+        **{k.removeprefix("test/"): v for k, v in metrics.items()},
+        "fit_s": fit_s,
+        "epochs": epochs,
+        "best_ckpt": best[-1].name,
+    }
 
 
 def _epochs(run: Path) -> int:

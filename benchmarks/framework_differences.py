@@ -24,8 +24,14 @@ VARIANTS = {
     "keras init": ["--model.backbone.init", "keras"],
     "no normalisation ([0,1])": ["--model.normalize", "none"],
     "Adam eps 1e-7": ["--model.optimizer.init_args.eps", "1e-7"],
-    "keras (all three)": ["--model.backbone.init", "keras", "--model.normalize", "none",
-                          "--model.optimizer.init_args.eps", "1e-7"],
+    "keras (all three)": [
+        "--model.backbone.init",
+        "keras",
+        "--model.normalize",
+        "none",
+        "--model.optimizer.init_args.eps",
+        "1e-7",
+    ],
 }
 
 
@@ -43,8 +49,17 @@ def main() -> None:
     for variant, extra in VARIANTS.items():
         accs, aurocs, epochs = [], [], []
         for seed in args.seeds:
-            overrides = ["--data.root", args.root, "--data.val_size", args.val_size, "--seed_everything", str(seed),
-                         "--trainer.max_epochs", args.max_epochs, *extra]
+            overrides = [
+                "--data.root",
+                args.root,
+                "--data.val_size",
+                args.val_size,
+                "--seed_everything",
+                str(seed),
+                "--trainer.max_epochs",
+                args.max_epochs,
+                *extra,
+            ]
             if args.cache_dir:
                 overrides += ["--data.cache_dir", args.cache_dir]
             name = "fw-" + "".join(c if c.isalnum() else "_" for c in variant)[:30] + f"-s{seed}"
@@ -52,22 +67,41 @@ def main() -> None:
             accs.append(m["acc"])
             aurocs.append(m["auroc"])
             epochs.append(m["epochs"])
-            print(f"{variant:28s} seed {seed}: acc {m['acc']:.4f} auroc {m['auroc']:.4f} epochs {m['epochs']}", flush=True)
-        rows.append({
-            "variant": variant,
-            "test acc mean": statistics.mean(accs),
-            "test acc std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "AUROC mean": statistics.mean(aurocs),
-            "epochs (early stop)": " ".join(map(str, epochs)),
-            "per-seed acc": " ".join(f"{a:.4f}" for a in accs),
-        })
+            print(
+                f"{variant:28s} seed {seed}: acc {m['acc']:.4f} auroc {m['auroc']:.4f} epochs {m['epochs']}",
+                flush=True,
+            )
+        rows.append(
+            {
+                "variant": variant,
+                "test acc mean": statistics.mean(accs),
+                "test acc std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "AUROC mean": statistics.mean(aurocs),
+                "epochs (early stop)": " ".join(map(str, epochs)),
+                "per-seed acc": " ".join(f"{a:.4f}" for a in accs),
+            }
+        )
     base = rows[0]["test acc mean"]
     for r in rows:
         r["delta vs pytorch (pp)"] = f"{100 * (r['test acc mean'] - base):+.2f}"
-    table = markdown_table(rows, ["variant", "test acc mean", "test acc std", "delta vs pytorch (pp)", "AUROC mean",
-                                  "epochs (early stop)", "per-seed acc"])
-    record("framework_differences", f"Keras vs PyTorch defaults, data: {args.data_label or args.root}", table,
-           notes=f"seeds {args.seeds}; val {args.val_size}; best-val checkpoint tested; work dir {work}")
+    table = markdown_table(
+        rows,
+        [
+            "variant",
+            "test acc mean",
+            "test acc std",
+            "delta vs pytorch (pp)",
+            "AUROC mean",
+            "epochs (early stop)",
+            "per-seed acc",
+        ],
+    )
+    record(
+        "framework_differences",
+        f"Keras vs PyTorch defaults, data: {args.data_label or args.root}",
+        table,
+        notes=f"seeds {args.seeds}; val {args.val_size}; best-val checkpoint tested; work dir {work}",
+    )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class CifakeCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=LoggedSaveConfig,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [RunInfo(), EpochSeed(), TestReport()], "default_root_dir": "runs"},
+            trainer_defaults={"callbacks": [RunInfo(), EpochSeed()], "default_root_dir": "runs"},
             seed_everything_default=0,
             auto_configure_optimizers=False,
             parser_kwargs={"default_env": False},
@@ -85,6 +85,7 @@ class CifakeCLI(LightningCLI):
         parser.add_class_arguments(Tracking, "tracking")
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStop, "early_stopping")
+        parser.add_lightning_class_args(TestReport, "report")
         parser.set_defaults({"model": DEFAULT_MODEL, "data": DEFAULT_DATA})
         parser.link_arguments("seed_everything", "data.init_args.seed")
 
@@ -157,6 +158,8 @@ class CifakeCLI(LightningCLI):
         if self.subcommand != "fit":  # checkpointing/early stopping only make sense while fitting
             callbacks = [c for c in callbacks if not isinstance(c, (BestCheckpoint, EarlyStop))]
             config = {**config, "enable_checkpointing": False}
+        if self.subcommand not in ("test", None):
+            callbacks = [c for c in callbacks if not isinstance(c, TestReport)]
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:

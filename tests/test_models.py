@@ -36,8 +36,13 @@ def ae_ckpt(tmp_path_factory) -> Path:
 
     from cifake_lightning.models import AutoencoderModule
 
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     from cifake_lightning.data.loader import TensorBatchLoader
 
     batches = TensorBatchLoader({"image": torch.rand(8, 3, 32, 32), "label": torch.zeros(8)}, 8)
@@ -60,8 +65,20 @@ def _overrides(cfg: str, ae_ckpt: Path) -> list[str]:
 @pytest.mark.parametrize("cfg", MODEL_CONFIGS)
 def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, monkeypatch, ae_ckpt):
     monkeypatch.chdir(tmp_path)
-    cli = CifakeCLI(args=["--config", str(REPO / "configs" / cfg), "--data.root", str(cifake_root),
-                          "--data.val_size", "20", "--trainer.logger", "false", *_overrides(cfg, ae_ckpt)], run=False)
+    cli = CifakeCLI(
+        args=[
+            "--config",
+            str(REPO / "configs" / cfg),
+            "--data.root",
+            str(cifake_root),
+            "--data.val_size",
+            "20",
+            "--trainer.logger",
+            "false",
+            *_overrides(cfg, ae_ckpt),
+        ],
+        run=False,
+    )
     model = cli.model
     x = torch.rand(4, 3, 32, 32)
     batch = {"image": x, "label": torch.tensor([0, 1, 0, 1])}
@@ -78,7 +95,13 @@ def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, mon
 
 
 def test_configs_list_is_not_empty():
-    assert {"baseline.yaml", "dualstream.yaml", "lightweight_hoc.yaml", "vit_tiny.yaml", "isitcap/autoencoder.yaml"} <= set(MODEL_CONFIGS)
+    assert {
+        "baseline.yaml",
+        "dualstream.yaml",
+        "lightweight_hoc.yaml",
+        "vit_tiny.yaml",
+        "isitcap/autoencoder.yaml",
+    } <= set(MODEL_CONFIGS)
 
 
 def test_dct_matches_scipy_and_inverts_exactly():
@@ -140,7 +163,9 @@ def test_dualstream_resnet_pyramid_and_cbam_shapes():
     assert cbam(f).shape == f.shape
 
 
-@pytest.mark.parametrize("name", ["dualstream_small", "attention_cnn", "lightweight_cnn_hoc", "conv32x2-dense64x1"])
+@pytest.mark.parametrize(
+    "name", ["dualstream_small", "attention_cnn", "lightweight_cnn_hoc", "conv32x2-dense64x1"]
+)
 def test_bf16_autocast_forward_on_cpu(name):
     m = ImageClassifier(create_model(name)).eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):

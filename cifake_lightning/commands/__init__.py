@@ -15,4 +15,10 @@ def _models(argv):
     main(argv)
 
 
-PROJECT_COMMANDS = {"data": _data, "models": _models}
+def _explain(argv):
+    from .explain_cmd import main
+
+    main(argv)
+
+
+PROJECT_COMMANDS = {"data": _data, "models": _models, "explain": _explain}

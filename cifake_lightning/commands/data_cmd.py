@@ -39,7 +39,8 @@ def _download(args) -> None:
     elif args.dataset == "tinyimagenet":
         path = dl.download_kaggle(dl.KAGGLE_TINY_IMAGENET, dest, "tiny-imagenet-200/")
     else:
-        path = dl.download_hf(dl.HF_INFIMAGINE, dest, args.include or None, "one folder per generator subset")
+        counts = dl.download_infimagine(dest, args.include or ["IFv1-CC1M", "SDv15R-CC1M"], parts=args.parts)
+        path = f"{dest} ({', '.join(f'{k}: {v} files' for k, v in counts.items())})"
     print(f"downloaded {args.dataset} to {path}")
 
 
@@ -104,7 +105,12 @@ def main(argv: list[str]) -> None:
         "--dataset", choices=["cifake", "kaggle-real-vs-ai", "tinyimagenet", "infimagine"], default="cifake"
     )
     p.add_argument("--dest", default=None, help="target folder (default: $CIFAKE_DATA/<dataset>)")
-    p.add_argument("--include", nargs="*", help="infimagine: glob patterns of the subsets to fetch")
+    p.add_argument(
+        "--include", nargs="*", help="infimagine: subsets to fetch (default IFv1-CC1M SDv15R-CC1M)"
+    )
+    p.add_argument(
+        "--parts", type=int, default=1, help="infimagine: archive parts per subset (about 3 GB each)"
+    )
 
     for name, hlp in (
         ("prepare", "build the decode cache (optionally unpack an archive first)"),

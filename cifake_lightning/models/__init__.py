@@ -12,9 +12,19 @@ from .normalize import Normalize
 from .registry import create_model, list_models, register_model
 
 __all__ = [
-    "AttentionCNN", "AutoencoderFilter", "AutoencoderModule", "ConvAutoencoder", "DualStreamDetector",
-    "FrequencyTransform", "LightweightCNN", "LightweightCNN_HOC", "TimmBackbone", "attention_map",
-    "dct2", "has_attention", "idct2",
+    "AttentionCNN",
+    "AutoencoderFilter",
+    "AutoencoderModule",
+    "ConvAutoencoder",
+    "DualStreamDetector",
+    "FrequencyTransform",
+    "LightweightCNN",
+    "LightweightCNN_HOC",
+    "TimmBackbone",
+    "attention_map",
+    "dct2",
+    "has_attention",
+    "idct2",
     "BirdLotfiCNN",
     "ImageClassifier",
     "Normalize",

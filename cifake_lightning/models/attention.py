@@ -105,14 +105,22 @@ class AttentionCNN(nn.Module):
         layers: list[nn.Module] = []
         cin = 3
         for i, w in enumerate(widths):
-            layers += [nn.Conv2d(cin, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, w, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(w, w, 3, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+            ]
             if i < len(widths) - 1:
                 layers.append(nn.MaxPool2d(2))
             cin = w
         self.features = nn.Sequential(*layers)
         self.cbam = CbamModule(cin)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, 1))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, 1)
+        )
 
     @property
     def cam_layer(self) -> nn.Module:

@@ -27,14 +27,19 @@ class ConvAutoencoder(nn.Module):
         super().__init__()
         w1, w2 = widths
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, w1, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(w1, w2, 3, 2, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(3, w1, 3, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w1, w2, 3, 2, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(w2, latent, 1),
         )
         self.decoder = nn.Sequential(
-            nn.Conv2d(latent, w2, 1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w2, w1, 4, 2, 1), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w1, 3, 4, 2, 1), nn.Sigmoid(),
+            nn.Conv2d(latent, w2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w2, w1, 4, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w1, 3, 4, 2, 1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +53,9 @@ class AutoencoderModule(L.LightningModule):
         super().__init__()
         from .classifier import _cli_instantiated
 
-        self.save_hyperparameters() if _cli_instantiated() else self.save_hyperparameters(ignore=["autoencoder"])
+        self.save_hyperparameters() if _cli_instantiated() else self.save_hyperparameters(
+            ignore=["autoencoder"]
+        )
         self.autoencoder = autoencoder if autoencoder is not None else ConvAutoencoder()
         self.lr = lr
 
@@ -58,8 +65,20 @@ class AutoencoderModule(L.LightningModule):
     def _step(self, batch, split: str):
         x = batch["image"]
         mse = F.mse_loss(self(x).float(), x.float())
-        self.log(f"{split}/loss", mse, prog_bar=True, on_step=split == "train", on_epoch=True, batch_size=x.shape[0])
-        self.log(f"{split}/psnr", 10 * torch.log10(1.0 / mse.clamp_min(1e-10)), on_epoch=True, batch_size=x.shape[0])
+        self.log(
+            f"{split}/loss",
+            mse,
+            prog_bar=True,
+            on_step=split == "train",
+            on_epoch=True,
+            batch_size=x.shape[0],
+        )
+        self.log(
+            f"{split}/psnr",
+            10 * torch.log10(1.0 / mse.clamp_min(1e-10)),
+            on_epoch=True,
+            batch_size=x.shape[0],
+        )
         return mse
 
     def training_step(self, batch, batch_idx):
@@ -80,9 +99,15 @@ def load_autoencoder(path: str | Path) -> ConvAutoencoder:
     from .checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(path)
-    state = {k.removeprefix("autoencoder."): v for k, v in ckpt["state_dict"].items() if k.startswith("autoencoder.")}
+    state = {
+        k.removeprefix("autoencoder."): v
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("autoencoder.")
+    }
     if not state:
-        raise CheckpointError("holds no autoencoder weights (train one with configs/isitcap/train_autoencoder.yaml)", path)
+        raise CheckpointError(
+            "holds no autoencoder weights (train one with configs/isitcap/train_autoencoder.yaml)", path
+        )
     widths = (state["encoder.0.weight"].shape[0], state["encoder.2.weight"].shape[0])
     ae = ConvAutoencoder(widths=widths, latent=state["encoder.4.weight"].shape[0])
     ae.load_state_dict(state)

@@ -49,8 +49,15 @@ class TimmBackbone(nn.Module):
         drop_rate: dropout before the classifier.
     """
 
-    def __init__(self, model_name: str = "resnet18", pretrained: bool = False, stem: str = "cifar",
-                 native_size: int = 224, weights_path: str | None = None, drop_rate: float = 0.0) -> None:
+    def __init__(
+        self,
+        model_name: str = "resnet18",
+        pretrained: bool = False,
+        stem: str = "cifar",
+        native_size: int = 224,
+        weights_path: str | None = None,
+        drop_rate: float = 0.0,
+    ) -> None:
         super().__init__()
         import timm
 
@@ -90,7 +97,9 @@ class TimmBackbone(nn.Module):
             from timm.layers import ClassifierHead
 
             self.model.pre_logits = nn.Identity()
-            self.model.head = ClassifierHead(self.model.feature_info[-1]["num_chs"], 1, pool_type="avg", drop_rate=drop_rate)
+            self.model.head = ClassifierHead(
+                self.model.feature_info[-1]["num_chs"], 1, pool_type="avg", drop_rate=drop_rate
+            )
         self.is_vit = is_vit
 
     @property
@@ -105,7 +114,9 @@ class TimmBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stem == "upsample" and x.shape[-1] != self.native_size:
-            x = F.interpolate(x, size=(self.native_size, self.native_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.native_size, self.native_size), mode="bilinear", align_corners=False
+            )
         return self.model(x).squeeze(-1)
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:

@@ -121,8 +121,8 @@ class BirdLotfiCNN(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """Last conv activation (before pooling), where Grad-CAM reads its maps as in the paper."""
-        return self.features[-2]
+        """Last conv layer, where Grad-CAM reads its maps as in the paper (its ReLU is in-place, so not hookable)."""
+        return self.features[-3]
 
     def forward(self, x):
         return self.head(self.features(x)).squeeze(-1)

@@ -21,8 +21,11 @@ from .registry import register_model
 
 
 def _conv_bn(cin: int, cout: int, dilation: int = 1, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DilatedMultiScale(nn.Module):
@@ -43,8 +46,14 @@ class SmallSpatialStream(nn.Module):
 
     def __init__(self, width: int = 48) -> None:
         super().__init__()
-        self.net = nn.Sequential(_conv_bn(3, width), DilatedMultiScale(width, width), nn.MaxPool2d(2),
-                                 _conv_bn(width, 2 * width), DilatedMultiScale(2 * width, 2 * width), nn.MaxPool2d(2))
+        self.net = nn.Sequential(
+            _conv_bn(3, width),
+            DilatedMultiScale(width, width),
+            nn.MaxPool2d(2),
+            _conv_bn(width, 2 * width),
+            DilatedMultiScale(2 * width, 2 * width),
+            nn.MaxPool2d(2),
+        )
         self.out_channels = 2 * width
 
     def forward(self, x):
@@ -54,16 +63,23 @@ class SmallSpatialStream(nn.Module):
 class ResNetPyramidStream(nn.Module):
     """ResNet-18 (CIFAR stem, timm features_only) stages 1-3 pooled to 8x8 and merged: a feature pyramid."""
 
-    def __init__(self, model_name: str = "resnet18", pretrained: bool = False, out_channels: int = 256) -> None:
+    def __init__(
+        self, model_name: str = "resnet18", pretrained: bool = False, out_channels: int = 256
+    ) -> None:
         super().__init__()
         import timm
 
-        self.body = timm.create_model(model_name, pretrained=pretrained, features_only=True, out_indices=(1, 2, 3))
+        self.body = timm.create_model(
+            model_name, pretrained=pretrained, features_only=True, out_indices=(1, 2, 3)
+        )
         self.body.conv1 = nn.Conv2d(3, self.body.conv1.out_channels, 3, 1, 1, bias=False)
         self.body.maxpool = nn.Identity()
         chans = self.body.feature_info.channels()
-        self.merge = nn.Sequential(nn.Conv2d(sum(chans), out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
-                                   nn.ReLU(inplace=True))
+        self.merge = nn.Sequential(
+            nn.Conv2d(sum(chans), out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
         self.out_channels = out_channels
 
     def forward(self, x):
@@ -79,8 +95,14 @@ class FrequencyStream(nn.Module):
         super().__init__()
         self.transform = transform
         c = transform.channels
-        self.net = nn.Sequential(nn.BatchNorm2d(c), _conv_bn(c, width), _conv_bn(width, width), nn.MaxPool2d(2),
-                                 _conv_bn(width, 2 * width), nn.MaxPool2d(2))
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(c),
+            _conv_bn(c, width),
+            _conv_bn(width, width),
+            nn.MaxPool2d(2),
+            _conv_bn(width, 2 * width),
+            nn.MaxPool2d(2),
+        )
         self.out_channels = 2 * width
 
     def forward(self, x):
@@ -104,10 +126,20 @@ class DualStreamDetector(nn.Module):
         dropout: dropout in the head.
     """
 
-    def __init__(self, spatial: str = "resnet18", pretrained: bool = False, streams: str = "both",
-                 frequency_kind: str = "dct", dct_block: int = 0, frequency_colour: str = "luma",
-                 frequency_width: int = 32, spatial_width: int = 48, fusion: str = "cbam", hidden: int = 128,
-                 dropout: float = 0.3) -> None:
+    def __init__(
+        self,
+        spatial: str = "resnet18",
+        pretrained: bool = False,
+        streams: str = "both",
+        frequency_kind: str = "dct",
+        dct_block: int = 0,
+        frequency_colour: str = "luma",
+        frequency_width: int = 32,
+        spatial_width: int = 48,
+        fusion: str = "cbam",
+        hidden: int = 128,
+        dropout: float = 0.3,
+    ) -> None:
         super().__init__()
         from timm.layers.cbam import CbamModule
 
@@ -122,15 +154,25 @@ class DualStreamDetector(nn.Module):
         self.spatial = None
         self.frequency = None
         if streams in ("both", "spatial"):
-            self.spatial = SmallSpatialStream(spatial_width) if spatial == "small" else ResNetPyramidStream(spatial, pretrained)
+            self.spatial = (
+                SmallSpatialStream(spatial_width)
+                if spatial == "small"
+                else ResNetPyramidStream(spatial, pretrained)
+            )
             channels += self.spatial.out_channels
         if streams in ("both", "frequency"):
             transform = FrequencyTransform(kind=frequency_kind, block=dct_block, colour=frequency_colour)
             self.frequency = FrequencyStream(transform, frequency_width)
             channels += self.frequency.out_channels
         self.cbam = CbamModule(channels) if fusion == "cbam" else None
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, hidden),
-                                  nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, 1))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(channels, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
 
     def fused_features(self, x: torch.Tensor) -> torch.Tensor:
         parts = []

@@ -85,8 +85,9 @@ class FrequencyTransform(nn.Module):
         log: take log(|c| + eps); spectra span orders of magnitude, logs keep them in a trainable range.
     """
 
-    def __init__(self, kind: str = "dct", block: int = 0, colour: str = "luma", log: bool = True,
-                 eps: float = 1e-3) -> None:
+    def __init__(
+        self, kind: str = "dct", block: int = 0, colour: str = "luma", log: bool = True, eps: float = 1e-3
+    ) -> None:
         super().__init__()
         if kind not in ("dct", "fft"):
             raise ValueError(f"frequency kind must be 'dct' or 'fft', got {kind!r}")

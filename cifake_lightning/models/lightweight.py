@@ -42,8 +42,14 @@ class LightweightCNN(nn.Module):
         image_size: input side length.
     """
 
-    def __init__(self, filters: tuple[int, int] = (16, 32), hidden: int = 64, dropout: float = 0.5,
-                 higher_order: bool = False, image_size: int = 32) -> None:
+    def __init__(
+        self,
+        filters: tuple[int, int] = (16, 32),
+        hidden: int = 64,
+        dropout: float = 0.5,
+        higher_order: bool = False,
+        image_size: int = 32,
+    ) -> None:
         super().__init__()
         block = HOCBlock if higher_order else _plain_block
         f1, f2 = filters
@@ -51,8 +57,13 @@ class LightweightCNN(nn.Module):
         self.block2 = block(f1, f2)
         self.features = nn.Sequential(self.block1, nn.MaxPool2d(2), self.block2, nn.MaxPool2d(2))
         side = image_size // 4
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(f2 * side * side, hidden), nn.ReLU(inplace=True),
-                                  nn.Dropout(dropout), nn.Linear(hidden, 1))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(f2 * side * side, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -65,8 +76,13 @@ class LightweightCNN(nn.Module):
 class LightweightCNN_HOC(LightweightCNN):  # noqa: N801 - the name the seed uses
     """LightweightCNN with higher-order convolution blocks."""
 
-    def __init__(self, filters: tuple[int, int] = (16, 32), hidden: int = 64, dropout: float = 0.5,
-                 image_size: int = 32) -> None:
+    def __init__(
+        self,
+        filters: tuple[int, int] = (16, 32),
+        hidden: int = 64,
+        dropout: float = 0.5,
+        image_size: int = 32,
+    ) -> None:
         super().__init__(filters, hidden, dropout, higher_order=True, image_size=image_size)
 
 

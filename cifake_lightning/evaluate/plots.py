@@ -1,0 +1,97 @@
+"""PNG figures of test reports: reliability diagram and galleries of confident mistakes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..utils import write_atomic
+
+
+def _fig_to_png(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return write_atomic(path, buf.getvalue())
+
+
+def reliability_png(
+    prob: torch.Tensor,
+    label: torch.Tensor,
+    source: torch.Tensor,
+    source_names: list[str],
+    path: str | Path,
+    bins: int = 10,
+    title: str = "",
+) -> Path:
+    """Reliability curves: fraction of fakes vs mean P(fake) per probability bin, per source and overall.
+
+    The same binning as the ECE in the table. A calibrated detector follows the diagonal; a one-class
+    source lies on y=0 (real) or y=1 (fake), so its points show how far its probabilities stray.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prob, label, source = prob.float().cpu(), label.long().cpu(), source.long().cpu()
+    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=110)
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
+    edges = torch.linspace(0, 1, bins + 1)
+    groups = [(source_names[s], source == s) for s in sorted(set(source.tolist()))]
+    groups.append(("all", torch.ones_like(label, dtype=torch.bool)))
+    for name, sel in groups:
+        p, y = prob[sel], label[sel].float()
+        xs, ys = [], []
+        for i in range(bins):
+            m = (p >= edges[i]) & ((p < edges[i + 1]) if i < bins - 1 else (p <= edges[i + 1]))
+            if m.sum() >= 3:
+                xs.append(float(p[m].mean()))
+                ys.append(float(y[m].mean()))
+        if xs:
+            ax.plot(
+                xs,
+                ys,
+                marker="o",
+                ms=3,
+                lw=2.2 if name == "all" else 1.0,
+                label=f"{name} (n={int(sel.sum())})",
+            )
+    ax.set_xlabel("mean predicted P(fake) in bin")
+    ax.set_ylabel("fraction of fakes in bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(title or "reliability", fontsize=9)
+    ax.legend(fontsize=6, loc="center right")
+    fig.tight_layout()
+    return _fig_to_png(fig, path)
+
+
+def gallery_png(
+    images: torch.Tensor, captions: list[str], path: str | Path, title: str, cols: int = 8, scale: int = 3
+) -> Path:
+    """Grid of uint8 (N, 3, H, W) images with a caption under each."""
+    n = images.shape[0]
+    side = images.shape[-1] * scale
+    cap = 24
+    rows = max(1, (n + cols - 1) // cols)
+    canvas = Image.new("RGB", (cols * (side + 6) + 6, 20 + rows * (side + cap + 6)), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((6, 4), title, fill="black")
+    for i in range(n):
+        r, c = divmod(i, cols)
+        arr = images[i].permute(1, 2, 0).cpu().numpy().astype(np.uint8)
+        tile = Image.fromarray(arr).resize((side, side), Image.Resampling.NEAREST)
+        x, y = 6 + c * (side + 6), 20 + r * (side + cap + 6)
+        canvas.paste(tile, (x, y))
+        for j, line in enumerate(captions[i].split("\n")[:2]):
+            draw.text((x, y + side + 1 + 11 * j), line[: side // 6], fill="black")
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return write_atomic(path, buf.getvalue())

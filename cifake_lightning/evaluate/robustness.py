@@ -1,0 +1,65 @@
+"""Perturbations real-world fakes go through (re-compression, blur, resizing), applied to test images.
+
+Each takes and returns float (B, 3, H, W) images in [0, 1]. JPEG uses the real codec (PIL, libjpeg)
+rather than a differentiable approximation, since the point is to match what platforms do to images.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    out = []
+    for img in (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div(255).to(x.device)
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    from kornia.filters import gaussian_blur2d
+
+    k = 2 * int(round(3 * sigma)) + 1
+    return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")
+
+
+def rescale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Downscale by `factor` (area) and back up (bilinear): loses detail like a thumbnail round trip."""
+    h, w = x.shape[-2:]
+    small = F.interpolate(x, size=(max(1, round(h * factor)), max(1, round(w * factor))), mode="area")
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+PERTURBATIONS = {
+    "jpeg95": lambda x: jpeg(x, 95),
+    "jpeg75": lambda x: jpeg(x, 75),
+    "jpeg50": lambda x: jpeg(x, 50),
+    "jpeg30": lambda x: jpeg(x, 30),
+    "blur0.5": lambda x: blur(x, 0.5),
+    "blur1.0": lambda x: blur(x, 1.0),
+    "scale0.75": lambda x: rescale(x, 0.75),
+    "scale0.5": lambda x: rescale(x, 0.5),
+}
+
+
+@torch.no_grad()
+def predict_perturbed(model, images_uint8: torch.Tensor, name: str, batch_size: int = 512) -> torch.Tensor:
+    """P(fake) of every image after perturbation `name` (model in eval mode, float32)."""
+    fn = PERTURBATIONS[name]
+    was = model.training
+    model.eval()
+    probs = []
+    try:
+        for s in range(0, images_uint8.shape[0], batch_size):
+            x = images_uint8[s : s + batch_size].to(model.device).float() / 255
+            probs.append(torch.sigmoid(model(fn(x)).float()).cpu())
+    finally:
+        model.train(was)
+    return torch.cat(probs)

@@ -1,0 +1,179 @@
+"""Explain a batch of images end to end: maps, statistics, captions, PNG grid, band curve, JSON.
+
+Shared by the training callback and `cifake explain`, so both produce the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data.layout import LABEL_NAMES
+from .attributions import explain_batch
+from .bands import BandAblation
+from .metrics import map_statistics
+
+
+@dataclass
+class ExplainSettings:
+    """What to compute (ExplainCallback uses ig_steps=16 to stay cheap during training).
+
+    Attributes:
+        methods: any of integrated_gradients, occlusion, grad_cam, attention, band_ablation.
+        target: explain the predicted class, or always "fake" / "real".
+        ig_baseline: black | blur | mean | noise.
+        ig_steps: Riemann/Gauss-Legendre steps of Integrated Gradients.
+        ig_noise_samples: >0 averages IG over noisy copies (SmoothGrad via captum's NoiseTunnel).
+        occlusion_window, occlusion_stride: occlusion patch size and step in pixels.
+        band_mode: rings | blocks; n_bands: rings; band_grid: blocks per side; dct_block: 0 or 8.
+        top_fraction: fraction of pixels for the top-k IoU between methods.
+    """
+
+    methods: list[str] = field(
+        default_factory=lambda: [
+            "integrated_gradients",
+            "occlusion",
+            "grad_cam",
+            "attention",
+            "band_ablation",
+        ]
+    )
+    target: str = "predicted"
+    ig_baseline: str = "black"
+    ig_steps: int = 32
+    ig_noise_samples: int = 0
+    occlusion_window: int = 8
+    occlusion_stride: int = 4
+    band_mode: str = "rings"
+    n_bands: int = 8
+    band_grid: int = 4
+    dct_block: int = 0
+    top_fraction: float = 0.1
+
+    def bands(self) -> BandAblation:
+        return BandAblation(self.band_mode, self.n_bands, self.band_grid, self.dct_block)
+
+
+@dataclass
+class Explanation:
+    images: torch.Tensor
+    labels: torch.Tensor
+    files: list[str]
+    maps: dict
+    stats: dict[str, torch.Tensor]
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.maps["prob"].cpu()
+
+    def label_name(self, i: int) -> str:
+        y = int(self.labels[i])
+        return LABEL_NAMES[y].lower() if y in (0, 1) else "unlabelled"
+
+    def captions(self) -> list[str]:
+        return [f"{self.label_name(i)} p(fake)={float(p):.2f}" for i, p in enumerate(self.probs)]
+
+    def records(self) -> list[dict]:
+        """One JSON-ready dict per image."""
+        out = []
+        for i, f in enumerate(self.files):
+            r = {"file": f, "label": self.label_name(i), "p_fake": float(self.probs[i])}
+            if "ig_delta" in self.maps:
+                r["ig_convergence_delta"] = float(self.maps["ig_delta"][i])
+                r["ig_relative_delta"] = float(self.maps["ig_relative_delta"][i])
+            for k, v in self.stats.items():
+                r[k] = float(v[i])
+            if "band_drop" in self.maps:
+                r["band_drop"] = dict(zip(self.maps["band_names"], map(float, self.maps["band_drop"][i])))
+            out.append(r)
+        return out
+
+    def summary(self) -> dict:
+        """Means of every statistic by true label (the comparisons the seeds ask about)."""
+        out: dict = {"n": len(self.files)}
+        for name, lab in (("real", 0), ("fake", 1), ("all", None)):
+            sel = torch.ones_like(self.labels, dtype=torch.bool) if lab is None else self.labels == lab
+            if not sel.any():
+                continue
+            d = {k: float(v[sel.cpu()].double().mean()) for k, v in self.stats.items()}
+            if "ig_delta" in self.maps:
+                d["ig_abs_delta"] = float(self.maps["ig_delta"].cpu()[sel].abs().mean())
+                d["ig_relative_delta"] = float(self.maps["ig_relative_delta"].cpu()[sel].mean())
+            if "band_drop" in self.maps:
+                d["band_drop"] = dict(
+                    zip(self.maps["band_names"], self.maps["band_drop"].cpu()[sel].mean(0).tolist())
+                )
+            d["n"] = int(sel.sum())
+            out[name] = d
+        return out
+
+
+def explain(
+    classifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    files: list[str],
+    settings: ExplainSettings,
+    batch_size: int = 32,
+) -> Explanation:
+    """Run every method on float [0,1] images in batches; concatenate maps and compute statistics."""
+    parts: list[dict] = []
+    for s in range(0, images.shape[0], batch_size):
+        parts.append(
+            explain_batch(
+                classifier,
+                images[s : s + batch_size],
+                settings.methods,
+                settings.target,
+                settings.ig_baseline,
+                settings.ig_steps,
+                settings.occlusion_window,
+                settings.occlusion_stride,
+                settings.bands(),
+                settings.ig_noise_samples,
+            )
+        )
+    maps: dict = {}
+    for k in parts[0]:
+        if k == "band_names":
+            maps[k] = parts[0][k]
+        else:
+            maps[k] = torch.cat([p[k].cpu() for p in parts])
+    pixel_maps = {k: v for k, v in maps.items() if k in settings.methods and k != "band_ablation"}
+    stats = map_statistics(pixel_maps, settings.top_fraction)
+    return Explanation(images.cpu(), labels.cpu(), list(files), maps, stats)
+
+
+def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: str = "") -> dict[str, Path]:
+    """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths."""
+    from ..utils import write_atomic, write_json
+    from .render import band_curve_png, render_grid, save_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"scores": write_json(out / "scores.json", ex.records())}
+    summary = ex.summary()
+    paths["summary"] = write_json(out / "summary.json", {"settings": settings.__dict__, **summary})
+    paths["grid"] = save_png(
+        render_grid(ex.images, ex.maps, ex.captions(), settings.methods), out / "grid.png"
+    )
+    if "band_drop" in ex.maps:
+        paths["bands"] = band_curve_png(
+            ex.maps["band_names"], ex.maps["band_drop"], out / "bands.png", title, ex.labels
+        )
+    lines = [
+        f"# Explanations{': ' + title if title else ''}",
+        "",
+        f"{summary['n']} images; methods: {', '.join(settings.methods)}",
+        "",
+    ]
+    keys = sorted(
+        {k for g in ("real", "fake") if g in summary for k in summary[g] if k not in ("band_drop", "n")}
+    )
+    lines += ["| statistic | real | fake |", "|---|---|---|"]
+    for k in keys:
+        vals = [f"{summary[g][k]:.3f}" if g in summary and k in summary[g] else "" for g in ("real", "fake")]
+        lines.append(f"| {k} | {vals[0]} | {vals[1]} |")
+    paths["summary_md"] = write_atomic(out / "summary.md", "\n".join(lines) + "\n")
+    return paths

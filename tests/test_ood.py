@@ -1,0 +1,235 @@
+"""OOD data modules and the per-source report: hand-checked metrics, odd inputs, end-to-end `cifake test`."""
+
+import io
+import json
+import math
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cifake_lightning.data import CombinedTestData, ImageFolderOOD, KaggleRealVsAI, TinyImageNetReal
+from cifake_lightning.data.archive import extract_tar_parts
+from cifake_lightning.errors import DataError
+from cifake_lightning.evaluate.ood import per_class_accuracy, source_table, tpr_at_fpr
+
+
+def _img(path: Path, size=(32, 32), mode="RGB", fmt=None, seed=0):
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    im = Image.fromarray(arr).convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, format=fmt)
+
+
+def test_source_table_matches_hand_computed_values():
+    # real: 0.1 0.2 0.3 0.6 (one false positive); fake: 0.4 0.7 0.8 0.9 (one false negative)
+    prob = torch.tensor([0.1, 0.2, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9])
+    label = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    source = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    rows = {r["source"]: r for r in source_table(prob, label, source, ["photos", "gan"], ece_bins=2)}
+    assert rows["photos"]["n"] == 4 and rows["photos"]["accuracy"] == 0.75 and rows["gan"]["accuracy"] == 0.75
+    # AUROC = ordered (fake, real) pairs / 16: 0.4 beats 3 reals, 0.7/0.8/0.9 beat all 4 -> 15/16
+    assert math.isclose(rows["all"]["auroc"], 15 / 16, abs_tol=1e-6)
+    assert math.isclose(rows["gan"]["auroc"], 15 / 16, abs_tol=1e-6)  # one-class source vs the other class
+    # TPR at FPR <= 0%: threshold above 0.6 -> fakes 0.7, 0.8, 0.9 -> 3/4; at FPR 25%: all 4
+    assert math.isclose(tpr_at_fpr(prob, label, 0.0), 0.75, abs_tol=1e-6)
+    assert math.isclose(tpr_at_fpr(prob, label, 0.25), 1.0, abs_tol=1e-6)
+    # mean confidence of the real source: max(p, 1-p) = 0.9 0.8 0.7 0.6 -> 0.75
+    assert math.isclose(rows["photos"]["mean_conf"], 0.75, abs_tol=1e-6)
+    # ECE of P(fake), 2 bins [0,.5),[.5,1]: photos bin1 {0.1,0.2,0.3} fraction fake 0, mean .2; bin2 {0.6}
+    # fraction fake 0, mean .6 -> ECE = 3/4*.2 + 1/4*.6 = 0.30
+    assert math.isclose(rows["photos"]["ece"], 0.30, abs_tol=1e-6)
+
+
+def test_reference_sources_restrict_the_ranking():
+    prob = torch.tensor([0.1, 0.9, 0.2, 0.95, 0.3])
+    label = torch.tensor([0, 0, 1, 1, 1])
+    source = torch.tensor([0, 1, 2, 3, 2])  # real-in, real-odd, fake-a, fake-b
+    names = ["real_in", "real_odd", "fake_a", "fake_b"]
+    all_rows = {r["source"]: r for r in source_table(prob, label, source, names)}
+    ref_rows = {r["source"]: r for r in source_table(prob, label, source, names, reference_real="real_in")}
+    assert all_rows["fake_a"]["auroc"] == 0.5 and ref_rows["fake_a"]["auroc"] == 1.0
+    with pytest.raises(ValueError, match="reference source"):
+        source_table(prob, label, source, names, reference_real="nope")
+
+
+def test_per_class_accuracy():
+    rows = per_class_accuracy(
+        torch.tensor([0.1, 0.9, 0.8, 0.2]), torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 3, 3])
+    )
+    assert [r["class"] for r in rows] == ["airplane", "cat"]
+    assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == 0.0 and rows[1]["fake_n"] == 1
+
+
+@pytest.fixture
+def ood_tree(tmp_path) -> Path:
+    root = tmp_path / "ood"
+    for i in range(5):
+        _img(root / "photos" / f"p{i}.jpg", seed=i)
+        _img(root / "gen_a" / "nested" / f"a{i}.png", size=(64, 48), seed=10 + i)  # other sizes, nested
+    _img(root / "gen_b" / "gray.png", mode="L", seed=20)
+    _img(root / "gen_b" / "rgba.png", mode="RGBA", size=(100, 100), seed=21)
+    _img(root / "gen_b" / "pal.gif", mode="P", fmt="GIF", seed=22)
+    (root / "gen_b" / "meta.json").write_text("{}")  # metadata inside a tree is ignored
+    return root
+
+
+def _setup(dm):
+    dm.setup("test")
+    return dm.splits["test"]
+
+
+def test_image_folder_ood_mixed_inputs(ood_tree, tmp_path):
+    dm = ImageFolderOOD(
+        root=str(ood_tree),
+        sources={"photos": "real", "gen_a": "fake", "gen_b": "fake"},
+        cache_dir=str(tmp_path / "c"),
+        progress=False,
+    )
+    split = _setup(dm)
+    assert len(split) == 13 and split.images.shape[1:] == (3, 32, 32)
+    assert split.source_names == ["photos", "gen_a", "gen_b"] and split.labels.tolist().count(0) == 5
+
+
+def test_image_folder_ood_label_errors(ood_tree, tmp_path):
+    with pytest.raises(DataError, match="no label for source folder"):
+        _setup(
+            ImageFolderOOD(root=str(ood_tree), sources=None, cache_dir=str(tmp_path / "c"), progress=False)
+        )
+    with pytest.raises(DataError, match="unknown label 'maybe'"):
+        _setup(ImageFolderOOD(root=str(ood_tree), sources={"photos": "maybe"}, cache_dir=str(tmp_path / "c")))
+    (ood_tree / "empty").mkdir()
+    with pytest.raises(DataError, match="no images in the empty folder"):
+        _setup(ImageFolderOOD(root=str(ood_tree), sources={"empty": "real"}, cache_dir=str(tmp_path / "c")))
+    dm = ImageFolderOOD(
+        root=str(ood_tree),
+        sources={"photos": "real"},
+        default_label="fake",
+        cache_dir=str(tmp_path / "c"),
+        progress=False,
+    )
+    with pytest.raises(DataError, match="no images in the empty folder"):
+        _setup(dm)
+
+
+def test_limit_per_source_is_seeded(ood_tree, tmp_path):
+    kw = dict(
+        root=str(ood_tree),
+        sources={"photos": "real"},
+        limit_per_source=3,
+        cache_dir=str(tmp_path / "c"),
+        progress=False,
+    )
+    a, b = _setup(ImageFolderOOD(**kw)), _setup(ImageFolderOOD(**kw, seed=5))
+    assert len(a) == 3 and a.files == _setup(ImageFolderOOD(**kw)).files and a.files != b.files
+
+
+def test_tinyimagenet_and_kaggle_layouts(tmp_path):
+    tiny = tmp_path / "tiny"
+    for i in range(6):
+        _img(tiny / "tiny-imagenet-200" / "val" / "images" / f"val_{i}.JPEG", size=(64, 64), seed=i)
+    split = _setup(TinyImageNetReal(root=str(tiny), n=4, cache_dir=str(tmp_path / "c"), progress=False))
+    assert len(split) == 4 and split.labels.sum() == 0
+    kag = tmp_path / "kaggle"
+    _img(kag / "RealArt" / "RealArt" / "r.jpg", size=(300, 200))
+    _img(kag / "AiArtData" / "AiArtData" / "f.png", size=(128, 128), seed=3)
+    (kag / "AiArtData" / "AiArtData" / "broken.jpg").write_bytes(b"\xff\xd8garbage")
+    with pytest.warns(UserWarning, match="skipped"):
+        split = _setup(KaggleRealVsAI(root=str(kag), cache_dir=str(tmp_path / "c"), progress=False))
+    assert split.labels.tolist() == [0, 1] and len(split.skipped) == 1
+    with pytest.raises(DataError, match="Tiny ImageNet not found"):
+        _setup(TinyImageNetReal(root=str(tmp_path / "none"), cache_dir=str(tmp_path / "c")))
+
+
+def test_combined_test_data_prefixes_sources(ood_tree, cifake_root, tmp_path):
+    from cifake_lightning.data import CIFAKEDataModule
+
+    combo = CombinedTestData(
+        [
+            CIFAKEDataModule(root=str(cifake_root), val_size=0, progress=False),
+            ImageFolderOOD(root=str(ood_tree), sources={"gen_a": "fake"}, progress=False),
+        ]
+    )
+    combo.setup()
+    split = combo.splits["test"]
+    assert split.source_names == ["CIFAKE:REAL", "CIFAKE:FAKE", "ImageFolderOOD:gen_a"]
+    assert len(split) == 105 and int(split.source.max()) == 2
+
+
+def test_multi_part_archive_extracts_fully_or_partially(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for i in range(40):
+            data = np.random.default_rng(i).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+            info = tarfile.TarInfo(f"IFv1/img{i:03d}.bin")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    cut = len(raw) // 3
+    parts = []
+    for k, chunk in enumerate((raw[:cut], raw[cut : 2 * cut], raw[2 * cut :])):
+        p = tmp_path / f"sub.tar.gz.{k}"
+        p.write_bytes(chunk)
+        parts.append(p)
+    n, complete = extract_tar_parts(parts[::-1], tmp_path / "all")  # order restored from suffixes
+    assert (n, complete) == (40, True)
+    n1, complete1 = extract_tar_parts(parts[:1], tmp_path / "first")
+    assert 0 < n1 < 40 and not complete1
+
+
+def test_cifake_test_with_ood_config_writes_report(cifake_root, ood_tree, tmp_path, monkeypatch):
+    from cifake_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    demo = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    main(
+        [
+            "fit",
+            "--config",
+            demo,
+            "--data.root",
+            str(cifake_root),
+            "--data.val_size",
+            "40",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "3",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--data.progress",
+            "false",
+            "--trainer.callbacks",
+            "[]",
+        ]
+    )
+    ckpt = tmp_path / "runs" / "demo" / "version_0" / "checkpoints" / "last.ckpt"
+    data = tmp_path / "ood.yaml"
+    data.write_text(
+        f"class_path: cifake_lightning.data.ImageFolderOOD\ninit_args:\n  root: {ood_tree}\n"
+        "  sources: {photos: real, gen_a: fake, gen_b: fake}\n  progress: false\n"
+    )
+    main(
+        [
+            "test",
+            "--ckpt",
+            str(ckpt),
+            "--data",
+            str(data),
+            "--report.robustness",
+            "true",
+            "--trainer.enable_progress_bar",
+            "false",
+        ]
+    )
+    out = tmp_path / "results" / "demo" / "version_1"
+    report = json.loads((out / "report.json").read_text())
+    assert [r["source"] for r in report["sources"]] == ["photos", "gen_a", "gen_b", "all"]
+    assert report["sources"][-1]["n"] == 13 and set(report["robustness"]) >= {"jpeg30", "blur1.0", "scale0.5"}
+    for f in ("report.md", "reliability.png", "predictions.csv", "metrics.json"):
+        assert (out / f).is_file(), f
+    assert len((out / "predictions.csv").read_text().splitlines()) == 14
