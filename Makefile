@@ -36,12 +36,13 @@ format: install
 	$(BIN)/ruff format cifake_lightning tests benchmarks
 	$(BIN)/ruff check --fix cifake_lightning tests benchmarks
 
-## the README's first run: synthetic data -> fit -> test (a few minutes on a laptop CPU)
+## the README's first run: synthetic data -> fit -> test -> explain (a few minutes on a laptop CPU)
 demo: install
 	$(BIN)/cifake data synth --root $(DEMO) --overwrite
 	$(BIN)/cifake fit --config configs/demo.yaml --data.root $(DEMO) --name demo
-	$(BIN)/cifake test --config configs/demo.yaml --data.root $(DEMO) --name demo \
-	    --ckpt_path "$$(ls -t runs/demo/version_*/checkpoints/last.ckpt | head -n 1)"
+	ckpt="$$(ls -t runs/demo/version_*/checkpoints/last.ckpt | head -n 1)" && \
+	$(BIN)/cifake test --config configs/demo.yaml --data.root $(DEMO) --name demo --ckpt_path "$$ckpt" && \
+	$(BIN)/cifake explain --ckpt "$$ckpt" --out results/demo/explain
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -3,6 +3,7 @@
 from .checkpoint import BestCheckpoint
 from .early_stop import EarlyStop
 from .epoch_seed import EpochSeed
+from .grid_export import GridExport
 from .run_info import RunInfo
 
-__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "RunInfo"]
+__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "GridExport", "RunInfo"]

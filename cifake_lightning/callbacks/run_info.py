@@ -83,6 +83,28 @@ def machine_info() -> dict:
 class RunInfo(L.Callback):
     """Writes ``run_info.json`` into the run's log dir at setup and adds it to the loggers' config."""
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        import time
+
+        self._t0 = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        """Record wall time and epochs of the fit (read by `cifake report`)."""
+        import time
+
+        info = dict(getattr(pl_module, "run_info", {}))
+        info["fit_seconds"] = round(time.perf_counter() - getattr(self, "_t0", time.perf_counter()), 2)
+        info["epochs_completed"] = trainer.current_epoch
+        self._write(trainer, info, "fit")
+
+    def _write(self, trainer, info: dict, stage: str) -> None:
+        if trainer.is_global_zero and trainer.log_dir:
+            path = Path(trainer.log_dir) / f"run_info_{stage}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, indent=2, default=str))
+            os.replace(tmp, path)
+
     def setup(self, trainer, pl_module, stage: str) -> None:
         info = {
             "stage": stage,
@@ -103,12 +125,7 @@ class RunInfo(L.Callback):
         if hasattr(pl_module, "backbone"):
             info["params"] = sum(p.numel() for p in pl_module.backbone.parameters())
         pl_module.run_info = info
-        if trainer.is_global_zero and trainer.log_dir:
-            path = Path(trainer.log_dir) / f"run_info_{getattr(stage, 'value', stage)}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(info, indent=2, default=str))
-            os.replace(tmp, path)
+        self._write(trainer, info, getattr(stage, "value", stage))
         for lg in trainer.loggers:
             if type(lg).__name__ == "WandbLogger":
                 lg.experiment.config.update({"run_info": info}, allow_val_change=True)

@@ -21,4 +21,16 @@ def _explain(argv):
     main(argv)
 
 
-PROJECT_COMMANDS = {"data": _data, "models": _models, "explain": _explain}
+def _sweep(argv):
+    from .sweep_cmd import main
+
+    main(argv)
+
+
+def _report(argv):
+    from .report_cmd import main
+
+    main(argv)
+
+
+PROJECT_COMMANDS = {"data": _data, "models": _models, "explain": _explain, "sweep": _sweep, "report": _report}

@@ -86,7 +86,7 @@ def source_table(
     """
     prob, label, source = prob.float().cpu(), label.long().cpu(), source.long().cpu()
     ref = {0: reference_real, 1: reference_fake}
-    for cls, name in ref.items():
+    for name in ref.values():
         if name is not None and name not in source_names:
             raise ValueError(f"reference source {name!r} is not one of {source_names}")
     rows = []

@@ -7,6 +7,7 @@ from .bird_lotfi import BirdLotfiCNN, paper_topologies, parse_topology, topology
 from .classifier import ImageClassifier
 from .dualstream import DualStreamDetector
 from .frequency import FrequencyTransform, dct2, idct2
+from .grid import GridClassifier
 from .lightweight import LightweightCNN, LightweightCNN_HOC
 from .normalize import Normalize
 from .registry import create_model, list_models, register_model
@@ -18,6 +19,7 @@ __all__ = [
     "ConvAutoencoder",
     "DualStreamDetector",
     "FrequencyTransform",
+    "GridClassifier",
     "LightweightCNN",
     "LightweightCNN_HOC",
     "TimmBackbone",

@@ -88,10 +88,10 @@ def build_loggers(tracking: Tracking, name: str, version: int | None = None) -> 
             if mode == "offline" and not _said_offline:
                 log.warning(
                     "W&B: no API key configured, logging offline to %s/wandb (upload later with `wandb sync`)",
-                    run_dir / f"version_{version}",
+                    run_dir,
                 )
                 _said_offline = True
-            wandb_dir = run_dir / f"version_{version}"
+            wandb_dir = run_dir  # wandb/ beside the version folders (CSV refuses a non-empty version folder)
             wandb_dir.mkdir(parents=True, exist_ok=True)
             loggers.append(
                 WandbLogger(

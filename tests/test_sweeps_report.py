@@ -1,0 +1,157 @@
+"""W&B sweep files (validated by W&B's own engine), the local sweep runner, and the comparison report."""
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cifake_lightning.cli import CifakeCLI
+from cifake_lightning.models import create_model, paper_topologies
+from cifake_lightning.sweeps.spec import command_for, grid_runs, load_sweep, propose, violations
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = sorted((REPO / "wandb_sweeps").glob("*.yaml"))
+warnings.filterwarnings("ignore", message=".*allow_population_by_field_name.*")
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_sweep_files_pass_wandb_validation(path):
+    assert violations(load_sweep(path)) == []
+
+
+def _parse_fit(args: list[str]):
+    """Parse (and instantiate) a `cifake fit` argv the way the agent would run it, without fitting."""
+    assert args[0] == "fit"
+    cli = CifakeCLI(args=args[1:] + ["--trainer.logger", "false", "--data.root", "/nonexistent"], run=False)
+    return cli
+
+
+def test_topology_grid_expands_to_the_papers_36_runs_and_each_parses(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    cfg = load_sweep(REPO / "wandb_sweeps" / "topology_grid.yaml")
+    runs = grid_runs(cfg)
+    topologies = [r["model.init_args.backbone.init_args.topology"] for r in runs]
+    assert sorted(topologies) == sorted(paper_topologies()) and len(runs) == 36
+    for params in runs:
+        argv = command_for(cfg, params, ["cifake"])
+        assert argv[:2] == ["cifake", "fit"]
+        cli = _parse_fit(argv[1:])
+        assert cli.model.backbone.name == params["model.init_args.backbone.init_args.topology"]
+
+
+def test_bayes_sweep_proposals_parse(monkeypatch):
+    monkeypatch.chdir(REPO)
+    cfg = load_sweep(REPO / "wandb_sweeps" / "dualstream_bayes.yaml")
+    first = propose(cfg, [], n=2)
+    later = propose(cfg, [(first[0], 0.9), (first[1], 0.8)], n=1)
+    for params in first + later:
+        argv = command_for(cfg, params, ["cifake"])
+        cli = _parse_fit(argv[1:])
+        opt = cli.model.optimizer_factory(cli.model.parameters())
+        assert opt.defaults["lr"] == pytest.approx(params["model.init_args.optimizer.init_args.lr"])
+        assert cli.datamodule.batch_size == params["data.init_args.batch_size"]
+
+
+def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch):
+    from cifake_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "configs", tmp_path / "configs")
+    sweep = tmp_path / "mini_grid.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "program": "cifake",
+                "method": "grid",
+                "metric": {"name": "val/acc", "goal": "maximize"},
+                "parameters": {
+                    "model.init_args.backbone.init_args.topology": {"values": ["conv16x1", "conv32x2"]}
+                },
+                "command": ["${env}", "cifake", "fit", "--config", "configs/demo.yaml", "${args}"],
+            }
+        )
+    )
+    extra = [
+        "--",
+        f"--data.root={cifake_root}",
+        "--data.val_size=60",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_train_batches=4",
+        "--trainer.enable_progress_bar=false",
+        "--data.progress=false",
+        "--trainer.callbacks=[]",
+        "--tracking.wandb=false",
+    ]
+    main(["sweep", "local", str(sweep), "--workers", "2", *extra])
+    manifest = json.loads((tmp_path / "runs" / "sweeps" / "mini_grid" / "manifest.json").read_text())
+    assert sorted(r["name"] for r in manifest["runs"]) == ["mini_grid-conv16x1", "mini_grid-conv32x2"]
+    assert all(r["returncode"] == 0 and r["metric"] is not None for r in manifest["runs"])
+    main(["sweep", "local", str(sweep), "--resume", *extra])  # nothing left to run
+    assert (
+        len(json.loads((tmp_path / "runs" / "sweeps" / "mini_grid" / "manifest.json").read_text())["runs"])
+        == 2
+    )
+
+    main(["report", "runs", "--out", "report"])
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert page.count("<tr>") == 3 and "conv16x1" in page and "data:image/png;base64," in page
+    rows = json.loads((tmp_path / "report" / "runs.json").read_text())
+    assert {r["topology"] for r in rows} == {"conv16x1", "conv32x2"} and all(r["params"] for r in rows)
+    assert (tmp_path / "report" / "extractors_vs_paper.png").is_file()
+    _check_in_browser(tmp_path / "report" / "index.html", tmp_path)
+
+
+def _check_in_browser(page: Path, tmp_path: Path) -> None:
+    """Render the page in headless Chromium: the table must be in the DOM after scripts ran."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("no headless Chromium installed (apt-get install chromium) to render the report")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0 and 'id="runs"' in dom.stdout and dom.stdout.count("<tr>") == 3
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
+    r = subprocess.run(
+        [sys.executable, "-m", "cifake_lightning", "report", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO)},
+    )
+    assert r.returncode == 2 and "no finished runs" in r.stderr
+
+
+def test_wandb_report_definition_builds_offline():
+    from cifake_lightning.tracking.dashboard import wandb_report
+
+    report = wandb_report("cifake-lightning", "me", "grid")
+    assert report.title == "grid" and len(report.blocks) == 4
+
+
+def test_every_topology_in_the_grid_is_buildable():
+    for name in paper_topologies():
+        assert create_model(name).name == name
