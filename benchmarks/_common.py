@@ -36,7 +36,9 @@ def record(name: str, title: str, table: str, command: str | None = None, notes:
     """Append a dated section with machine, command and table to benchmarks/results/<name>.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
-    cmd = command or "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    prog = f"python -m {main_spec.name}" if main_spec is not None else f"python {shlex.quote(sys.argv[0])}"
+    cmd = command or " ".join([prog, *(shlex.quote(a) for a in sys.argv[1:])])
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = f"\n## {title} ({when})\n\n- machine: {machine()}\n- command: `{cmd}`\n"
     if notes:

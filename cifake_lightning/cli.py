@@ -26,6 +26,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
+from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
 from .tracking.loggers import Tracking, build_loggers, next_version
 
@@ -86,6 +87,7 @@ class CifakeCLI(LightningCLI):
         parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStop, "early_stopping")
         parser.add_lightning_class_args(TestReport, "report")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
         parser.set_defaults({"model": DEFAULT_MODEL, "data": DEFAULT_DATA})
         parser.link_arguments("seed_everything", "data.init_args.seed")
 
@@ -109,12 +111,16 @@ class CifakeCLI(LightningCLI):
         tracking = cfg["tracking"]
         run_dir = Path(tracking["save_dir"]) / self._name
         self._version = None
+        self._resume_epoch = None
         if self.subcommand == "fit" and cfg.get("ckpt_path") == "last":
             found = sorted(run_dir.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
             if found:
+                from .models.checkpoint import read_checkpoint
+
                 cfg["ckpt_path"] = str(found[-1])
                 self._version = int(found[-1].parents[1].name.split("_")[1])
-                print(f"cifake: resuming {self._name} from {found[-1]}", file=sys.stderr)
+                self._resume_epoch = int(read_checkpoint(found[-1]).get("epoch", 0))
+                print(f"cifake: resuming {self._name} from {found[-1]} (epoch {self._resume_epoch} done)", file=sys.stderr)
             else:
                 cfg["ckpt_path"] = None
                 print(
@@ -126,6 +132,10 @@ class CifakeCLI(LightningCLI):
         ckpt = cfg.get("ckpt_path")
         if ckpt and ckpt not in ("last", "best", "hpc") and not Path(ckpt).is_file():
             raise CheckpointError("checkpoint file not found", ckpt)
+        _check_writable(Path(tracking["save_dir"]), "tracking.save_dir")
+        if self.subcommand in ("test", "predict"):
+            key = "report" if self.subcommand == "test" else "predictions"
+            _check_writable(Path(cfg[key]["results_dir"]), f"{key}.results_dir")
 
     def _parse_ckpt_path(self) -> None:
         if not self.config.get("subcommand"):
@@ -151,7 +161,7 @@ class CifakeCLI(LightningCLI):
             tracking = cfg["tracking"]
             if not isinstance(tracking, Tracking):
                 tracking = Tracking(**dict(tracking))
-            kwargs["logger"] = build_loggers(tracking, self._name, self._version)
+            kwargs["logger"] = build_loggers(tracking, self._name, self._version, self._resume_epoch)
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config, callbacks):
@@ -160,6 +170,8 @@ class CifakeCLI(LightningCLI):
             config = {**config, "enable_checkpointing": False}
         if self.subcommand not in ("test", None):
             callbacks = [c for c in callbacks if not isinstance(c, TestReport)]
+        if self.subcommand not in ("predict", None):
+            callbacks = [c for c in callbacks if not isinstance(c, PredictionWriter)]
         return super()._instantiate_trainer(config, callbacks)
 
     def _run_subcommand(self, subcommand: str) -> None:
@@ -174,6 +186,18 @@ class CifakeCLI(LightningCLI):
                     ckpt,
                 ) from e
             raise
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Fail before training starts, not after hours, when outputs cannot be written."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".cifake-write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(option, f"cannot write to {folder} ({e.strerror or e}); choose another folder") from None
 
 
 class _DropTip(logging.Filter):

@@ -25,6 +25,17 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
+def run_dir(trainer) -> Path | None:
+    """The run's log folder, without a collective call.
+
+    `Trainer.log_dir` broadcasts from rank zero, so calling it in code that only rank zero runs would
+    deadlock a DDP job; the first logger's own `log_dir` is the same folder and needs no communication.
+    """
+    logger = trainer.loggers[0] if trainer.loggers else None
+    folder = getattr(logger, "log_dir", None) if logger is not None else None
+    return Path(folder) if folder else None
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     return write_atomic(path, json.dumps(obj, indent=2, default=_default) + "\n")
 

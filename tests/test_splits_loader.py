@@ -70,6 +70,7 @@ def test_eval_shards_cover_everything_once():
 
 def test_drop_last_and_bad_args():
     assert len(_loader(20, 6, drop_last=True)) == 3
+    assert len(_loader(19, 6, drop_last="auto")) == 3 and len(_loader(20, 6, drop_last="auto")) == 4
     with pytest.raises(ValueError):
         _loader(10, 0)
     with pytest.raises(ValueError):

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 import yaml
 
-from ..utils import write_atomic, write_json
+from ..utils import run_dir, write_atomic, write_json
 
 
 class GridExport(L.Callback):
@@ -31,7 +31,9 @@ class GridExport(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero or not hasattr(pl_module, "topologies"):
             return
-        log_dir = Path(trainer.log_dir)
+        log_dir = run_dir(trainer)
+        if log_dir is None:
+            return
         grid_name = log_dir.parent.name
         save_dir = log_dir.parent.parent
         rows = _read_csv(log_dir / "metrics.csv")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import lightning as L
 
+from ..utils import run_dir
+
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
     try:
@@ -98,8 +100,9 @@ class RunInfo(L.Callback):
         self._write(trainer, info, "fit")
 
     def _write(self, trainer, info: dict, stage: str) -> None:
-        if trainer.is_global_zero and trainer.log_dir:
-            path = Path(trainer.log_dir) / f"run_info_{stage}.json"
+        folder = run_dir(trainer)  # not trainer.log_dir: it is a collective call, and only rank zero gets here
+        if trainer.is_global_zero and folder is not None:
+            path = folder / f"run_info_{stage}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(info, indent=2, default=str))

@@ -20,6 +20,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from ..utils import run_dir
 from .probe import ProbeSet, choose_probe
 from .report import ExplainSettings, explain, write_outputs
 
@@ -94,9 +95,10 @@ class ExplainCallback(L.Callback):
                 scalars[f"explain/{k}"] = v
         for lg in trainer.loggers:
             lg.log_metrics(scalars, step=trainer.global_step)
-        if self.save_png and trainer.log_dir:
+        folder = run_dir(trainer)
+        if self.save_png and folder is not None:
             write_outputs(
-                ex, Path(trainer.log_dir) / "explain" / f"epoch_{epoch:03d}", self.settings, f"epoch {epoch}"
+                ex, folder / "explain" / f"epoch_{epoch:03d}", self.settings, f"epoch {epoch}"
             )
         wandb_loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if not wandb_loggers:

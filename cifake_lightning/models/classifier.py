@@ -128,7 +128,7 @@ class ImageClassifier(LightningModule):
         loss, logits, y = self._loss(batch)
         self.train_acc(torch.sigmoid(logits.detach()), y.long())
         n = y.shape[0]
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
 
@@ -140,7 +140,7 @@ class ImageClassifier(LightningModule):
         metrics.update(probs, y.long())
         confusion.update(probs, y.long())
         n = y.shape[0]
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n)
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n, sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
         return probs
 
@@ -168,7 +168,8 @@ class ImageClassifier(LightningModule):
         cm = (self.val_confusion if split == "val" else self.test_confusion).compute()
         self.confusion[split] = cm.tolist()
         for (i, j), name in zip(((0, 0), (0, 1), (1, 0), (1, 1)), ("tn", "fp", "fn", "tp")):
-            self.log(f"{split}/{name}", cm[i, j].float(), sync_dist=False)
+            # already summed over ranks by torchmetrics; sync_dist averages identical values (and keeps DDP quiet)
+            self.log(f"{split}/{name}", cm[i, j].float(), sync_dist=True)
         (self.val_confusion if split == "val" else self.test_confusion).reset()
 
     def on_validation_epoch_end(self) -> None:

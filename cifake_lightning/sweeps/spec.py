@@ -19,7 +19,7 @@ import yaml
 from ..errors import ConfigError
 
 # the `sweeps` package still uses pydantic-v1 style config; its deprecation notices are not actionable here
-warnings.filterwarnings("ignore", message=r".*allow_population_by_field_name.*")
+warnings.filterwarnings("ignore", message=r"(?s).*allow_population_by_field_name.*")
 warnings.filterwarnings("ignore", message=r"Support for class-based `config` is deprecated.*")
 
 

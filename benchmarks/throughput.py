@@ -1,0 +1,201 @@
+"""Training and inference images/s per model: our pipeline vs a naive ImageFolder + DataLoader one.
+
+Both pipelines train the same ImageClassifier through the same Lightning Trainer, so the ratio isolates
+the data path. "naive" is the seeds' style: a torchvision ImageFolder decoding every JPEG with PIL in
+`__getitem__`, per-image transforms (flip + padded crop), a DataLoader with worker processes. "ours" is
+the project's path: the decode-once uint8 cache, batches sliced from memory (on the GPU when training
+there), the same augmentations run batched with kornia on the batch's device. Every measurement runs in
+its own process (so peak memory is per measurement) and times steps after a warm-up.
+
+    python -m benchmarks.throughput --root data/genset-v1                # CPU, this machine
+    python -m benchmarks.throughput --root /data/cifake --device cuda    # GPU (adds bf16 rows)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODELS = {
+    "baseline": ("cifake_lightning.models.BirdLotfiCNN", {"topology": "conv32x2-dense64x1"}),
+    "lightweight_hoc": ("cifake_lightning.models.LightweightCNN_HOC", {}),
+    "resnet18": ("cifake_lightning.models.TimmBackbone", {"model_name": "resnet18"}),
+    "dualstream": ("cifake_lightning.models.DualStreamDetector", {"spatial": "resnet18"}),
+    "dualstream_small": ("cifake_lightning.models.DualStreamDetector", {"spatial": "small"}),
+}
+
+
+class _Timer:
+    """Lightning callback timing `steps` batches after `warmup` batches (train or eval)."""
+
+    def __init__(self, warmup: int, steps: int):
+        import lightning as L
+
+        class CB(L.Callback):
+            def __init__(cb):
+                cb.t0 = cb.t1 = None
+                cb.n = 0
+
+            def _start(cb, trainer, batch_idx):
+                if batch_idx == warmup:
+                    _sync(trainer)
+                    cb.t0 = time.perf_counter()
+
+            def _end(cb, trainer, batch, batch_idx):
+                if warmup <= batch_idx < warmup + steps:
+                    cb.n += int(batch["label"].shape[0])
+                if batch_idx == warmup + steps - 1:
+                    _sync(trainer)
+                    cb.t1 = time.perf_counter()
+
+            def on_train_batch_start(cb, trainer, pl_module, batch, batch_idx):
+                cb._start(trainer, batch_idx)
+
+            def on_train_batch_end(cb, trainer, pl_module, outputs, batch, batch_idx):
+                cb._end(trainer, batch, batch_idx)
+
+            def on_validation_batch_start(cb, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+                cb._start(trainer, batch_idx)
+
+            def on_validation_batch_end(cb, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+                cb._end(trainer, batch, batch_idx)
+
+        self.cb = CB()
+
+    def rate(self) -> float:
+        return self.cb.n / (self.cb.t1 - self.cb.t0)
+
+
+def _sync(trainer):
+    import torch
+
+    if trainer.strategy.root_device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class _NaiveDataset:
+    """torchvision ImageFolder with per-image PIL decode and transforms, returning our batch dicts."""
+
+    def __init__(self, root: Path, train: bool):
+        from torchvision import datasets, transforms
+
+        t = [transforms.RandomHorizontalFlip(), transforms.RandomCrop(32, padding=2, padding_mode="reflect")] if train else []
+        self.ds = datasets.ImageFolder(str(root), transform=transforms.Compose([*t, transforms.ToTensor()]))
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return {"image": x, "label": y}
+
+
+def worker(args) -> dict:
+    import importlib
+
+    import lightning as L
+    import torch
+
+    from cifake_lightning.data import AugmentConfig, CIFAKEDataModule
+    from cifake_lightning.models import ImageClassifier
+
+    torch.set_float32_matmul_precision("high")
+    mod, cls = MODELS[args.model][0].rsplit(".", 1)
+    backbone = getattr(importlib.import_module(mod), cls)(**MODELS[args.model][1])
+    model = ImageClassifier(backbone)
+    timer = _Timer(args.warmup, args.steps)
+    trainer = L.Trainer(accelerator=args.device, devices=1, precision=args.precision, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[timer.cb], max_steps=args.warmup + args.steps, num_sanity_val_steps=0,
+                        limit_val_batches=args.warmup + args.steps, limit_train_batches=args.warmup + args.steps)
+    aug = AugmentConfig(hflip=0.5, pad_crop=2)
+    root = Path(args.root)
+    if args.pipeline == "ours":
+        dm = CIFAKEDataModule(root=str(root), val_size=0, batch_size=args.batch_size, eval_batch_size=args.batch_size,
+                              augment=aug, cache_dir=args.cache_dir, progress=False)
+        if args.phase == "train":
+            trainer.fit(model, dm)
+        else:
+            dm.setup("test")
+            trainer.validate(model, dataloaders=dm.test_dataloader())
+    else:
+        from torch.utils.data import DataLoader
+
+        ds = _NaiveDataset(root / ("train" if args.phase == "train" else "test"), args.phase == "train")
+        dl = DataLoader(ds, batch_size=args.batch_size, shuffle=args.phase == "train", num_workers=args.workers,
+                        persistent_workers=args.workers > 0, pin_memory=args.device == "cuda")
+        if args.phase == "train":
+            trainer.fit(model, train_dataloaders=dl)
+        else:
+            trainer.validate(model, dataloaders=dl)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None
+    return {"images_per_s": timer.rate(), "peak_rss_mb": peak, "peak_gpu_mb": gpu_peak}
+
+
+def _measure(base: list[str], **kw) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.throughput", "--worker", *base]
+    for k, v in kw.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True, help="dataset in the CIFAKE layout (JPEG files)")
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: per model)")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive pipeline")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--pipeline", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--batch-size", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="32-true", help=argparse.SUPPRESS)
+    ap.add_argument("--warmup", type=int, default=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+
+    from ._common import markdown_table, record
+
+    base = ["--root", args.root, "--device", args.device, "--workers", str(args.workers)]
+    if args.cache_dir:
+        base += ["--cache-dir", args.cache_dir]
+    heavy = {"resnet18", "dualstream"}
+    rows = []
+    precisions = ["32-true"] + (["bf16-mixed"] if args.device == "cuda" else [])
+    for model in args.models:
+        steps = args.steps or (8 if model in heavy and args.device == "cpu" else 40)
+        for precision in precisions:
+            for phase in ("train", "inference"):
+                ph = "train" if phase == "train" else "eval"
+                for batch in (32, 256) if not (model in heavy and args.device == "cpu") else (32, 64):
+                    kw = {"model": model, "phase": ph, "batch_size": batch, "steps": steps, "precision": precision}
+                    naive = _measure(base, pipeline="naive", **kw)
+                    ours = _measure(base, pipeline="ours", **kw)
+                    rows.append({"model": model, "phase": phase, "precision": precision, "batch": batch,
+                                 "naive img/s": naive["images_per_s"], "ours img/s": ours["images_per_s"],
+                                 "speed-up": ours["images_per_s"] / naive["images_per_s"],
+                                 "peak RSS MB (naive/ours)": f"{naive['peak_rss_mb']:.0f}/{ours['peak_rss_mb']:.0f}",
+                                 **({"peak GPU MB (ours)": f"{ours['peak_gpu_mb']:.0f}"} if args.device == "cuda" else {})})
+                    print(rows[-1], flush=True)
+    table = markdown_table(rows)
+    record("throughput", f"training and inference throughput, {args.device}", table,
+           notes=f"data: {args.root}; naive DataLoader workers: {args.workers}; augmentation: flip + 2px reflect-pad crop; "
+                 "timed after 3 warm-up steps")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Write `cifake predict` outputs: one CSV row per image (file, source, P(fake), predicted label)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ..utils import write_atomic
+
+
+class PredictionWriter(L.Callback):
+    """Collects predict_step outputs and writes results/<name>/version_N/predictions.csv on rank zero.
+
+    Args:
+        results_dir: root of result folders.
+        threshold: P(fake) at or above which an image is called fake.
+    """
+
+    def __init__(self, results_dir: str = "results", threshold: float = 0.5) -> None:
+        self.results_dir, self.threshold = results_dir, threshold
+        self._parts: list[dict] = []
+        self.path: Path | None = None
+
+    def on_predict_epoch_start(self, trainer, pl_module) -> None:
+        self._parts = []
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if outputs is not None:
+            self._parts.append({k: v.detach().cpu() for k, v in outputs.items()})
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        if not self._parts:
+            return
+        out = {k: torch.cat([p[k] for p in self._parts]) for k in self._parts[0]}
+        if trainer.world_size > 1:
+            from ..models.classifier import _gather_uneven
+
+            out = _gather_uneven(pl_module, out)
+        if not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        split = (getattr(dm, "splits", {}) or {}).get("predict") or (getattr(dm, "splits", {}) or {}).get("test")
+        order = torch.argsort(out["index"]) if "index" in out else torch.arange(len(out["prob"]))
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["file", "source", "p_fake", "predicted"])
+        for i in order.tolist():
+            idx = int(out["index"][i]) if "index" in out else i
+            file = split.files[idx] if split is not None else str(idx)
+            src = split.source_names[int(out["source"][i])] if split is not None and "source" in out else ""
+            p = float(out["prob"][i])
+            w.writerow([file, src, f"{p:.6f}", "fake" if p >= self.threshold else "real"])
+        logger = trainer.loggers[0] if trainer.loggers else None
+        sub = Path(str(logger.name)) / f"version_{logger.version}" if logger is not None else Path("predict")
+        self.path = write_atomic(Path(self.results_dir) / sub / "predictions.csv", buf.getvalue())
+        n_fake = int((out["prob"] >= self.threshold).sum())
+        print(f"predicted {len(order)} images ({n_fake} fake at P>={self.threshold}) -> {self.path}")

@@ -1,0 +1,15 @@
+"""Test helper: a callback that SIGKILLs its own process in the middle of a chosen epoch (kill -9)."""
+
+import os
+import signal
+
+import lightning as L
+
+
+class KillDuringEpoch(L.Callback):
+    def __init__(self, epoch: int = 1, batch: int = 2) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)
