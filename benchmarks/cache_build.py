@@ -31,7 +31,9 @@ print(json.dumps({"seconds": time.perf_counter() - t, "n": sum(len(s) for s in d
 
 
 def _setup(root: Path, cache: Path, n: int) -> dict:
-    r = subprocess.run([sys.executable, "-c", SETUP, str(root), str(cache), str(n)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", SETUP, str(root), str(cache), str(n)], capture_output=True, text=True
+    )
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -61,13 +63,33 @@ def main() -> None:
     os.utime(victim, ns=(time.time_ns(), time.time_ns()))
     rebuilt = _setup(root, cache, n)
     rows = [
-        {"step": "write synthetic JPEGs (not part of the pipeline)", "seconds": write_s, "images/s": n / write_s},
-        {"step": "first setup: scan + decode + write cache (cold)", "seconds": cold["seconds"], "images/s": n / cold["seconds"]},
-        {"step": "second setup in a new process: fingerprint + read cache", "seconds": warm["seconds"], "images/s": n / warm["seconds"]},
-        {"step": "after touching one file: rebuild", "seconds": rebuilt["seconds"], "images/s": n / rebuilt["seconds"]},
+        {
+            "step": "write synthetic JPEGs (not part of the pipeline)",
+            "seconds": write_s,
+            "images/s": n / write_s,
+        },
+        {
+            "step": "first setup: scan + decode + write cache (cold)",
+            "seconds": cold["seconds"],
+            "images/s": n / cold["seconds"],
+        },
+        {
+            "step": "second setup in a new process: fingerprint + read cache",
+            "seconds": warm["seconds"],
+            "images/s": n / warm["seconds"],
+        },
+        {
+            "step": "after touching one file: rebuild",
+            "seconds": rebuilt["seconds"],
+            "images/s": n / rebuilt["seconds"],
+        },
     ]
-    record("cache_build", f"decode-once cache for {n:,} JPEGs", markdown_table(rows),
-           notes=f"{os.cpu_count()} decode worker processes; setup times include Python/torch start-up (~3 s)")
+    record(
+        "cache_build",
+        f"decode-once cache for {n:,} JPEGs",
+        markdown_table(rows),
+        notes=f"{os.cpu_count()} decode worker processes; setup times include Python/torch start-up (~3 s)",
+    )
 
 
 if __name__ == "__main__":

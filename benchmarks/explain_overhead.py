@@ -20,9 +20,27 @@ def _fit(config: str, root: str, epochs: int, explain: bool, extra: list[str]) -
     from cifake_lightning.cli import CifakeCLI
     from cifake_lightning.explain.callbacks import ExplainCallback
 
-    args = ["--config", config, "--data.root", root, "--trainer.max_epochs", str(epochs), "--trainer.logger", "false",
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            "--trainer.callbacks", "[]", "--early_stopping.patience", "null", "--data.progress", "false", *extra]
+    args = [
+        "--config",
+        config,
+        "--data.root",
+        root,
+        "--trainer.max_epochs",
+        str(epochs),
+        "--trainer.logger",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
+        "--trainer.callbacks",
+        "[]",
+        "--early_stopping.patience",
+        "null",
+        "--data.progress",
+        "false",
+        *extra,
+    ]
     cli = CifakeCLI(args=args, run=False)
     cb = ExplainCallback() if explain else None
     if cb is not None:
@@ -37,19 +55,30 @@ def main() -> None:
     ap.add_argument("--root", required=True)
     ap.add_argument("--config", default=str(REPO / "configs" / "baseline.yaml"))
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("extra", nargs="*", help="more cifake options, e.g. --data.val_size=2000")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()  # anything else is passed on to cifake, e.g. --data.val_size=2000
+    args.extra = extra
     from ._common import markdown_table, record
 
     plain_s, _ = _fit(args.config, args.root, args.epochs, False, args.extra)
     with_s, calls = _fit(args.config, args.root, args.epochs, True, args.extra)
     epoch_s = plain_s / args.epochs
     per_call = sum(calls) / len(calls)
-    rows = [{"config": Path(args.config).name, "epochs": args.epochs, "fit without callback (s)": plain_s,
-             "fit with callback (s)": with_s, "callback per epoch (s)": per_call,
-             "callback / epoch time": f"{100 * per_call / epoch_s:.1f}%"}]
-    record("explain_overhead", "ExplainCallback cost at default settings", markdown_table(rows),
-           notes=f"data: {args.root} {' '.join(args.extra)}")
+    rows = [
+        {
+            "config": Path(args.config).name,
+            "epochs": args.epochs,
+            "fit without callback (s)": plain_s,
+            "fit with callback (s)": with_s,
+            "callback per epoch (s)": per_call,
+            "callback / epoch time": f"{100 * per_call / epoch_s:.1f}%",
+        }
+    ]
+    record(
+        "explain_overhead",
+        "ExplainCallback cost at default settings",
+        markdown_table(rows),
+        notes=f"data: {args.root} {' '.join(args.extra)}",
+    )
 
 
 if __name__ == "__main__":

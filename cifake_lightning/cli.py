@@ -120,7 +120,10 @@ class CifakeCLI(LightningCLI):
                 cfg["ckpt_path"] = str(found[-1])
                 self._version = int(found[-1].parents[1].name.split("_")[1])
                 self._resume_epoch = int(read_checkpoint(found[-1]).get("epoch", 0))
-                print(f"cifake: resuming {self._name} from {found[-1]} (epoch {self._resume_epoch} done)", file=sys.stderr)
+                print(
+                    f"cifake: resuming {self._name} from {found[-1]} (epoch {self._resume_epoch} done)",
+                    file=sys.stderr,
+                )
             else:
                 cfg["ckpt_path"] = None
                 print(
@@ -197,7 +200,9 @@ def _check_writable(folder: Path, option: str) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".cifake-write-test-"):
             pass
     except OSError as e:
-        raise ConfigError(option, f"cannot write to {folder} ({e.strerror or e}); choose another folder") from None
+        raise ConfigError(
+            option, f"cannot write to {folder} ({e.strerror or e}); choose another folder"
+        ) from None
 
 
 class _DropTip(logging.Filter):

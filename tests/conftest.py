@@ -68,3 +68,40 @@ def genset_root(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("genset")
     extract_archive(tar, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def demo_ckpt(cifake_root, tmp_path_factory) -> Path:
+    """A checkpoint written by a real (short) `cifake fit` of configs/demo.yaml on the synthetic tree."""
+    from cifake_lightning.cli import main
+
+    work = tmp_path_factory.mktemp("demo-run")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        main(
+            [
+                "fit",
+                "--config",
+                str(REPO / "configs" / "demo.yaml"),
+                "--data.root",
+                str(cifake_root),
+                "--data.val_size",
+                "40",
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.limit_train_batches",
+                "4",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--data.progress",
+                "false",
+                "--tracking.wandb",
+                "false",
+                "--trainer.callbacks",
+                "[]",
+            ]
+        )
+    finally:
+        os.chdir(cwd)
+    return work / "runs" / "demo" / "version_0" / "checkpoints" / "last.ckpt"

@@ -94,3 +94,25 @@ def test_missing_dataset_says_how_to_get_it(tmp_path):
 def test_summary_has_manifest_hashes(cifake_root):
     s = _dm(cifake_root).summary()
     assert set(s) == {"train", "val", "test"} and len(s["test"]["manifest_hash"]) == 32
+
+
+def test_content_class_check_against_cifar10_binary(cifake_root, tmp_path):
+    """`cifake data classes`: match test/REAL images to a CIFAR-10 binary batch and compare classes."""
+    import numpy as np
+
+    from cifake_lightning.data.verify import check_content_classes
+
+    dm = _dm(cifake_root, val_size=0)
+    dm.setup()
+    test = dm.splits["test"]
+    real = test.labels == 0
+    x = test.images[real].numpy().reshape(int(real.sum()), -1)
+    y = test.content_class[real].numpy().astype(np.uint8)
+    (tmp_path / "test_batch.bin").write_bytes(
+        np.concatenate([y[:, None], x], axis=1).astype(np.uint8).tobytes()
+    )
+    assert check_content_classes(dm, tmp_path)["agreement"] == 1.0
+    (tmp_path / "test_batch.bin").write_bytes(
+        np.concatenate([((y + 1) % 10)[:, None], x], axis=1).astype(np.uint8).tobytes()
+    )
+    assert check_content_classes(dm, tmp_path)["agreement"] == 0.0

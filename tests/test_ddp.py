@@ -1,27 +1,45 @@
 """DDP on CPU (gloo, 2 processes): disjoint shards covering each epoch, equal steps, synced test metrics."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers.run import cifake
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "configs" / "demo.yaml")
 
 
-def _cifake(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "cifake_lightning", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
-
-
 def test_two_process_ddp_fit_and_test(cifake_root, tmp_path):
     record = '[{"class_path": "helpers.record_indices.RecordIndices", "init_args": {"out": "indices"}}]'
-    common = ["--data.root", str(cifake_root), "--data.val_size", "60", "--data.batch_size", "32",
-              "--data.progress", "false", "--trainer.enable_progress_bar", "false", "--tracking.wandb", "false"]
-    r = _cifake("fit", "--config", DEMO, *common, "--trainer", str(REPO / "configs" / "trainer" / "cpu_ddp.yaml"),
-                "--trainer.max_epochs", "2", "--trainer.callbacks", record, "--name", "ddp", cwd=tmp_path)
+    common = [
+        "--data.root",
+        str(cifake_root),
+        "--data.val_size",
+        "60",
+        "--data.batch_size",
+        "32",
+        "--data.progress",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--tracking.wandb",
+        "false",
+    ]
+    r = cifake(
+        "fit",
+        "--config",
+        DEMO,
+        *common,
+        "--trainer",
+        str(REPO / "configs" / "trainer" / "cpu_ddp.yaml"),
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.callbacks",
+        record,
+        "--name",
+        "ddp",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [json.loads((tmp_path / "indices" / f"rank{k}.json").read_text()) for k in (0, 1)]
     assert ranks[0]["world"] == 2 and ranks[0]["pid"] != ranks[1]["pid"]
@@ -29,20 +47,43 @@ def test_two_process_ddp_fit_and_test(cifake_root, tmp_path):
     orders = []
     for epoch in ("0", "1"):
         a, b = ranks[0]["seen"][epoch], ranks[1]["seen"][epoch]
-        assert not set(a) & set(b)                          # disjoint shares
-        assert len(set(a) | set(b)) >= n_train - 1            # together they cover the epoch (minus < world)
+        assert not set(a) & set(b)  # disjoint shares
+        assert len(set(a) | set(b)) >= n_train - 1  # together they cover the epoch (minus < world)
         assert ranks[0]["steps"][epoch] == ranks[1]["steps"][epoch]  # equal step counts
         orders.append(a)
-    assert orders[0] != orders[1]                             # reshuffled per epoch
+    assert orders[0] != orders[1]  # reshuffled per epoch
 
     ckpt = tmp_path / "runs" / "ddp" / "version_0" / "checkpoints" / "last.ckpt"
-    test_args = ["--ckpt", str(ckpt), "--data.root", str(cifake_root), "--data.val_size", "0", "--data.eval_batch_size", "48",
-                 "--data.progress", "false", "--trainer.enable_progress_bar", "false", "--tracking.wandb", "false"]
-    r1 = _cifake("test", *test_args, "--name", "single", cwd=tmp_path)
-    r2 = _cifake("test", *test_args, "--trainer", str(REPO / "configs" / "trainer" / "cpu_ddp.yaml"), "--name", "multi",
-                 cwd=tmp_path)
+    test_args = [
+        "--ckpt",
+        str(ckpt),
+        "--data.root",
+        str(cifake_root),
+        "--data.val_size",
+        "0",
+        "--data.eval_batch_size",
+        "48",
+        "--data.progress",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--tracking.wandb",
+        "false",
+    ]
+    r1 = cifake("test", *test_args, "--name", "single", cwd=tmp_path)
+    r2 = cifake(
+        "test",
+        *test_args,
+        "--trainer",
+        str(REPO / "configs" / "trainer" / "cpu_ddp.yaml"),
+        "--name",
+        "multi",
+        cwd=tmp_path,
+    )
     assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr[-2000:], r2.stderr[-2000:])
-    single = json.loads((tmp_path / "results" / "single" / "version_0" / "metrics.json").read_text())["metrics"]
+    single = json.loads((tmp_path / "results" / "single" / "version_0" / "metrics.json").read_text())[
+        "metrics"
+    ]
     multi = json.loads((tmp_path / "results" / "multi" / "version_0" / "metrics.json").read_text())["metrics"]
     for k in ("test/acc", "test/auroc", "test/f1", "test/loss"):
         assert abs(single[k] - multi[k]) < 1e-5, (k, single[k], multi[k])

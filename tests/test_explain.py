@@ -207,33 +207,13 @@ def test_callback_logs_to_offline_wandb(cifake_root, tmp_path, monkeypatch):
 
 
 # -------------------------------------------------------------------------------------- command
-def test_explain_command_writes_grid_and_scores(cifake_root, tmp_path, monkeypatch):
+def test_explain_command_writes_grid_and_scores(cifake_root, demo_ckpt, tmp_path, monkeypatch):
     import json
 
     from cifake_lightning.cli import main
 
     monkeypatch.chdir(tmp_path)
-    demo = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
-    main(
-        [
-            "fit",
-            "--config",
-            demo,
-            "--data.root",
-            str(cifake_root),
-            "--data.val_size",
-            "40",
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.limit_train_batches",
-            "4",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--data.progress",
-            "false",
-        ]
-    )
-    ckpt = tmp_path / "runs" / "demo" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = demo_ckpt
     main(
         ["explain", "--ckpt", str(ckpt), "--n", "6", "--explain.ig_steps", "4", "--out", str(tmp_path / "ex")]
     )

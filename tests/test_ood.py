@@ -181,33 +181,11 @@ def test_multi_part_archive_extracts_fully_or_partially(tmp_path):
     assert 0 < n1 < 40 and not complete1
 
 
-def test_cifake_test_with_ood_config_writes_report(cifake_root, ood_tree, tmp_path, monkeypatch):
+def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path, monkeypatch):
     from cifake_lightning.cli import main
 
     monkeypatch.chdir(tmp_path)
-    demo = str(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
-    main(
-        [
-            "fit",
-            "--config",
-            demo,
-            "--data.root",
-            str(cifake_root),
-            "--data.val_size",
-            "40",
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.limit_train_batches",
-            "3",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--data.progress",
-            "false",
-            "--trainer.callbacks",
-            "[]",
-        ]
-    )
-    ckpt = tmp_path / "runs" / "demo" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = demo_ckpt
     data = tmp_path / "ood.yaml"
     data.write_text(
         f"class_path: cifake_lightning.data.ImageFolderOOD\ninit_args:\n  root: {ood_tree}\n"
@@ -226,7 +204,7 @@ def test_cifake_test_with_ood_config_writes_report(cifake_root, ood_tree, tmp_pa
             "false",
         ]
     )
-    out = tmp_path / "results" / "demo" / "version_1"
+    out = tmp_path / "results" / "demo" / "version_0"
     report = json.loads((out / "report.json").read_text())
     assert [r["source"] for r in report["sources"]] == ["photos", "gen_a", "gen_b", "all"]
     assert report["sources"][-1]["n"] == 13 and set(report["robustness"]) >= {"jpeg30", "blur1.0", "scale0.5"}

@@ -4,8 +4,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.run import cifake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -26,35 +25,50 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "configs" / "demo.yaml")
 
 
-def _cifake(*args, cwd):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]), "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "cifake_lightning", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
-
-
 def _val_rows(path: Path) -> list[tuple]:
     with open(path) as f:
         return [(r["epoch"], r["val/acc"], r["val/loss"]) for r in csv.DictReader(f) if r.get("val/acc")]
 
 
 def test_kill_9_then_resume_matches_uninterrupted_run(cifake_root, tmp_path):
-    common = ["fit", "--config", DEMO, "--data.root", str(cifake_root), "--data.val_size", "60",
-              "--data.batch_size", "32", "--trainer.max_epochs", "3", "--trainer.deterministic", "true",
-              "--trainer.enable_progress_bar", "false", "--data.progress", "false", "--tracking.wandb", "false",
-              "--data.augment.pad_crop", "2"]  # random augmentation, so a replayed epoch must redraw it identically
-    r = _cifake(*common, "--name", "straight", "--trainer.callbacks", "[]", cwd=tmp_path)
+    common = [
+        "fit",
+        "--config",
+        DEMO,
+        "--data.root",
+        str(cifake_root),
+        "--data.val_size",
+        "60",
+        "--data.batch_size",
+        "32",
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.deterministic",
+        "true",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--data.progress",
+        "false",
+        "--tracking.wandb",
+        "false",
+        "--data.augment.pad_crop",
+        "2",
+    ]  # random augmentation, so a replayed epoch must redraw it identically
+    r = cifake(*common, "--name", "straight", "--trainer.callbacks", "[]", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     killer = '[{"class_path": "helpers.killer.KillDuringEpoch", "init_args": {"epoch": 2, "batch": 3}}]'
-    r = _cifake(*common, "--name", "killed", "--trainer.callbacks", killer, cwd=tmp_path)
+    r = cifake(*common, "--name", "killed", "--trainer.callbacks", killer, cwd=tmp_path)
     assert r.returncode == -9
     last = tmp_path / "runs" / "killed" / "version_0" / "checkpoints" / "last.ckpt"
     assert read_checkpoint(last)["epoch"] == 1
-    r = _cifake(*common, "--name", "killed", "--trainer.callbacks", "[]", "--ckpt_path", "last", cwd=tmp_path)
+    r = cifake(*common, "--name", "killed", "--trainer.callbacks", "[]", "--ckpt_path", "last", cwd=tmp_path)
     assert r.returncode == 0 and "resuming killed" in r.stderr, r.stderr[-2000:]
     straight = _val_rows(tmp_path / "runs" / "straight" / "version_0" / "metrics.csv")
     resumed = _val_rows(tmp_path / "runs" / "killed" / "version_0" / "metrics.csv")
     assert len(straight) == 3 and resumed == straight  # earlier epochs kept, final metrics identical
-    a = read_checkpoint(tmp_path / "runs" / "straight" / "version_0" / "checkpoints" / "last.ckpt")["state_dict"]
+    a = read_checkpoint(tmp_path / "runs" / "straight" / "version_0" / "checkpoints" / "last.ckpt")[
+        "state_dict"
+    ]
     b = read_checkpoint(last)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -63,9 +77,29 @@ def test_same_config_and_seed_give_same_metrics_and_provenance(cifake_root, tmp_
     from cifake_lightning.cli import main
 
     monkeypatch.chdir(tmp_path)
-    args = ["fit", "--config", DEMO, "--data.root", str(cifake_root), "--data.val_size", "60", "--trainer.max_epochs", "2",
-            "--trainer.limit_train_batches", "6", "--trainer.enable_progress_bar", "false", "--data.progress", "false",
-            "--tracking.wandb", "false", "--trainer.callbacks", "[]", "--name", "repro"]
+    args = [
+        "fit",
+        "--config",
+        DEMO,
+        "--data.root",
+        str(cifake_root),
+        "--data.val_size",
+        "60",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.limit_train_batches",
+        "6",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--data.progress",
+        "false",
+        "--tracking.wandb",
+        "false",
+        "--trainer.callbacks",
+        "[]",
+        "--name",
+        "repro",
+    ]
     main(args)
     main(args)
     runs = tmp_path / "runs" / "repro"
@@ -93,7 +127,10 @@ def test_pickled_code_in_a_checkpoint_is_refused(tmp_path):
 def test_tampered_cache_is_rebuilt_not_trusted(cifake_root, tmp_path):
     from cifake_lightning.data.cache import Source, load_or_build
 
-    srcs = [Source("REAL", cifake_root / "test" / "REAL", 0), Source("FAKE", cifake_root / "test" / "FAKE", 1)]
+    srcs = [
+        Source("REAL", cifake_root / "test" / "REAL", 0),
+        Source("FAKE", cifake_root / "test" / "FAKE", 1),
+    ]
     first = load_or_build("test", srcs, cifake_root, tmp_path, progress=False, workers=1)
     first.cache_path.write_bytes(first.cache_path.read_bytes()[:1000])  # a half-written / truncated cache
     again = load_or_build("test", srcs, cifake_root, tmp_path, progress=False, workers=1)
@@ -120,7 +157,10 @@ def test_safe_archive_extracts(tmp_path):
     good = tmp_path / "ok.zip"
     with zipfile.ZipFile(good, "w") as zf:
         zf.writestr("train/REAL/0001.jpg", b"x")
-    assert extract_archive(good, tmp_path / "out") == 1 and (tmp_path / "out" / "train" / "REAL" / "0001.jpg").is_file()
+    assert (
+        extract_archive(good, tmp_path / "out") == 1
+        and (tmp_path / "out" / "train" / "REAL" / "0001.jpg").is_file()
+    )
 
 
 def test_non_ascii_and_space_paths(cifake_root, tmp_path):
@@ -139,8 +179,16 @@ def test_non_ascii_and_space_paths(cifake_root, tmp_path):
 def test_unwritable_output_dir_is_named_before_training(cifake_root, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    r = _cifake("fit", "--config", DEMO, "--data.root", str(cifake_root), "--tracking.save_dir", str(blocker / "runs"),
-                cwd=tmp_path)
+    r = cifake(
+        "fit",
+        "--config",
+        DEMO,
+        "--data.root",
+        str(cifake_root),
+        "--tracking.save_dir",
+        str(blocker / "runs"),
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "tracking.save_dir" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -176,12 +224,19 @@ def test_random_bytes_decode_or_raise_project_error(data):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(w=st.integers(1, 300), h=st.integers(1, 300), mode=st.sampled_from(MODES),
-       fmt=st.sampled_from(["PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF"]), strict=st.booleans(),
-       cut=st.one_of(st.none(), st.floats(0.05, 0.95)))
+@given(
+    w=st.integers(1, 300),
+    h=st.integers(1, 300),
+    mode=st.sampled_from(MODES),
+    fmt=st.sampled_from(["PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF"]),
+    strict=st.booleans(),
+    cut=st.one_of(st.none(), st.floats(0.05, 0.95)),
+)
 def test_random_images_decode_or_raise_project_error(w, h, mode, fmt, strict, cut):
     rng = np.random.default_rng(w * 1000 + h)
-    img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(mode if mode not in ("I;16", "F") else "L")
+    img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(
+        mode if mode not in ("I;16", "F") else "L"
+    )
     if mode in ("I;16", "F"):
         img = img.convert("I" if mode == "I;16" else "F")
     buf = io.BytesIO()
@@ -197,3 +252,23 @@ def test_random_images_decode_or_raise_project_error(w, h, mode, fmt, strict, cu
     except ImageDecodeError:
         return
     assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(cifake_root, demo_ckpt, tmp_path):
+    ckpt = torch.load(demo_ckpt, weights_only=True)
+    ckpt["hyper_parameters"]["backbone"]["init_args"]["topology"] = "conv64x3"  # weights no longer fit
+    bad = tmp_path / "mismatch.ckpt"
+    torch.save(ckpt, bad)
+    r = cifake(
+        "test",
+        "--ckpt",
+        str(bad),
+        "--data.root",
+        str(cifake_root),
+        "--data.val_size",
+        "0",
+        "--tracking.wandb",
+        "false",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2 and "mismatch.ckpt" in r.stderr and "does not fit" in r.stderr, r.stderr[-1500:]

@@ -100,7 +100,9 @@ class RunInfo(L.Callback):
         self._write(trainer, info, "fit")
 
     def _write(self, trainer, info: dict, stage: str) -> None:
-        folder = run_dir(trainer)  # not trainer.log_dir: it is a collective call, and only rank zero gets here
+        folder = run_dir(
+            trainer
+        )  # not trainer.log_dir: it is a collective call, and only rank zero gets here
         if trainer.is_global_zero and folder is not None:
             path = folder / f"run_info_{stage}.json"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,10 @@ class PredictionWriter(L.Callback):
         self.path: Path | None = None
 
     def on_predict_epoch_start(self, trainer, pl_module) -> None:
+        import time
+
         self._parts = []
+        self._t0 = time.perf_counter()
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if outputs is not None:
@@ -43,7 +46,9 @@ class PredictionWriter(L.Callback):
         if not trainer.is_global_zero:
             return
         dm = trainer.datamodule
-        split = (getattr(dm, "splits", {}) or {}).get("predict") or (getattr(dm, "splits", {}) or {}).get("test")
+        split = (getattr(dm, "splits", {}) or {}).get("predict") or (getattr(dm, "splits", {}) or {}).get(
+            "test"
+        )
         order = torch.argsort(out["index"]) if "index" in out else torch.arange(len(out["prob"]))
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -57,5 +62,11 @@ class PredictionWriter(L.Callback):
         logger = trainer.loggers[0] if trainer.loggers else None
         sub = Path(str(logger.name)) / f"version_{logger.version}" if logger is not None else Path("predict")
         self.path = write_atomic(Path(self.results_dir) / sub / "predictions.csv", buf.getvalue())
+        import time
+
         n_fake = int((out["prob"] >= self.threshold).sum())
-        print(f"predicted {len(order)} images ({n_fake} fake at P>={self.threshold}) -> {self.path}")
+        seconds = time.perf_counter() - self._t0
+        print(
+            f"predicted {len(order)} images ({n_fake} fake at P>={self.threshold}) in {seconds:.2f}s "
+            f"({len(order) / max(seconds, 1e-9):,.0f} images/s, decoding excluded) -> {self.path}"
+        )

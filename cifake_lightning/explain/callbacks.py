@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -97,9 +96,7 @@ class ExplainCallback(L.Callback):
             lg.log_metrics(scalars, step=trainer.global_step)
         folder = run_dir(trainer)
         if self.save_png and folder is not None:
-            write_outputs(
-                ex, folder / "explain" / f"epoch_{epoch:03d}", self.settings, f"epoch {epoch}"
-            )
+            write_outputs(ex, folder / "explain" / f"epoch_{epoch:03d}", self.settings, f"epoch {epoch}")
         wandb_loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if not wandb_loggers:
             return

@@ -60,7 +60,8 @@ class ImageClassifier(LightningModule):
         normalize: input normalisation preset: none | half | cifar10 | imagenet.
         optimizer: optimiser factory (default Adam, lr 1e-3 as in the paper).
         scheduler: optional LR scheduler factory; ReduceLROnPlateau monitors val/loss.
-        channels_last: use channels-last memory format on CUDA (faster convs with bf16/fp16).
+        channels_last: channels-last memory format for weights and inputs (faster convolutions on GPUs with
+            bf16/fp16 and on CPUs with oneDNN; see benchmarks/results/memory_format.md).
         compile: wrap the backbone in torch.compile (measure before relying on it: benchmarks/).
         collect_predictions: keep per-image test probabilities for reports (OOD tables, galleries).
         preprocess: optional module applied to [0, 1] images before normalisation (e.g. the ISITCAP
@@ -85,7 +86,7 @@ class ImageClassifier(LightningModule):
             self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "preprocess"])
         self.preprocess = preprocess
         self.normalize = Normalize(normalize)
-        self.backbone = backbone
+        self.backbone = backbone.to(memory_format=torch.channels_last) if channels_last else backbone
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.channels_last = channels_last
@@ -110,7 +111,7 @@ class ImageClassifier(LightningModule):
         if self.preprocess is not None:
             x = self.preprocess(x)
         x = self.normalize(x)
-        if self.channels_last and x.is_cuda:
+        if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.backbone(x)
         return out.reshape(out.shape[0])
@@ -140,7 +141,15 @@ class ImageClassifier(LightningModule):
         metrics.update(probs, y.long())
         confusion.update(probs, y.long())
         n = y.shape[0]
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=n, sync_dist=True)
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split == "val",
+            batch_size=n,
+            sync_dist=True,
+        )
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
         return probs
 

@@ -30,7 +30,11 @@ class _KeepingWriter(ExperimentWriter):
             header = list(reader.fieldnames or [])
             rows = list(reader)
         if self._keep_until_epoch is not None:
-            rows = [r for r in rows if r.get("epoch") not in (None, "") and int(float(r["epoch"])) <= self._keep_until_epoch]
+            rows = [
+                r
+                for r in rows
+                if r.get("epoch") not in (None, "") and int(float(r["epoch"])) <= self._keep_until_epoch
+            ]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=header)
         w.writeheader()

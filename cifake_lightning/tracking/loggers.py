@@ -71,7 +71,9 @@ def next_version(run_dir: Path) -> int:
     return max(versions, default=-1) + 1
 
 
-def build_loggers(tracking: Tracking, name: str, version: int | None = None, resume_epoch: int | None = None) -> list:
+def build_loggers(
+    tracking: Tracking, name: str, version: int | None = None, resume_epoch: int | None = None
+) -> list:
     """CSV first (it owns the run folder), then W&B and TensorBoard as configured.
 
     `resume_epoch` (the last epoch a resumed checkpoint completed) keeps that run's earlier metrics.
@@ -84,8 +86,11 @@ def build_loggers(tracking: Tracking, name: str, version: int | None = None, res
     run_dir = Path(tracking.save_dir) / name
     if version is None:
         version = next_version(run_dir)
-    loggers: list = [ResumableCSVLogger(save_dir=tracking.save_dir, name=name, version=version,
-                                        keep_until_epoch=resume_epoch)]
+    loggers: list = [
+        ResumableCSVLogger(
+            save_dir=tracking.save_dir, name=name, version=version, keep_until_epoch=resume_epoch
+        )
+    ]
     if tracking.wandb:
         mode = resolve_wandb_mode(tracking.mode)
         if mode != "disabled":

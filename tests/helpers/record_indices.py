@@ -20,5 +20,14 @@ class RecordIndices(L.Callback):
     def on_train_end(self, trainer, pl_module):
         path = Path(self.out) / f"rank{trainer.global_rank}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"seen": self.seen, "steps": self.steps, "world": trainer.world_size,
-                                    "n_train": len(trainer.datamodule.splits["train"]), "pid": os.getpid()}))
+        path.write_text(
+            json.dumps(
+                {
+                    "seen": self.seen,
+                    "steps": self.steps,
+                    "world": trainer.world_size,
+                    "n_train": len(trainer.datamodule.splits["train"]),
+                    "pid": os.getpid(),
+                }
+            )
+        )

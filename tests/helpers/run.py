@@ -1,0 +1,24 @@
+"""Test helper: run `python -m cifake_lightning ...` in a subprocess, as a user would."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cifake(*args, cwd, timeout=900) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+        "WANDB_MODE": "disabled",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cifake_lightning", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
