@@ -1,0 +1,101 @@
+"""CIFAKE (Bird & Lotfi 2024): 60k real CIFAR-10 images vs 60k Stable Diffusion 1.4 fakes, 32x32."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..errors import DataError
+from .base import CachedImageDataModule
+from .cache import DecodedSplit, Source
+from .download import KAGGLE_CIFAKE, data_home, download_kaggle
+from .layout import LABEL_NAMES, cifake_content_class, resolve_kaggle_root
+from .splits import stratified_split
+
+CIFAKE_LAYOUT = "train/REAL, train/FAKE, test/REAL and test/FAKE folders of 32x32 JPEGs"
+
+
+def default_cifake_root() -> Path:
+    return data_home() / "cifake"
+
+
+class CIFAKEDataModule(CachedImageDataModule):
+    """CIFAKE in the Kaggle layout (any copy with ``train|test/REAL|FAKE``, e.g. the demo data).
+
+    The test split is the official one. Validation is carved from train by a seeded, stratified
+    split: `val_size` images (an int) or that fraction of train (a float in (0, 1)); 0 disables it.
+    The same seed gives the same split. The CIFAR-10 content class of each image is parsed from its
+    file name (see data/layout.py) for per-class analyses; it is -1 where names carry none.
+
+    Args:
+        root: dataset folder (default: $CIFAKE_DATA/cifake or the platform data dir).
+        val_size: validation images carved out of train (10,000 as in the ISITCAP study).
+        download: download with kagglehub when `root` does not hold the data yet.
+        **kwargs: see CachedImageDataModule (batch sizes, augmentation, cache, bad-file policy).
+    """
+
+    class_parser = staticmethod(cifake_content_class)
+
+    def __init__(self, root: str | None = None, val_size: int | float = 10_000, download: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if isinstance(val_size, float) and not 0.0 <= val_size < 1.0:
+            raise ValueError(f"data.val_size as a fraction must be in [0, 1), got {val_size}")
+        if isinstance(val_size, int) and val_size < 0:
+            raise ValueError(f"data.val_size must be >= 0, got {val_size}")
+        self.root = root
+        self.val_size = val_size
+        self.download = download
+        self._resolved: Path | None = None
+
+    def _root(self) -> Path:
+        if self._resolved is None:
+            root = Path(self.root).expanduser() if self.root else default_cifake_root()
+            if self.download and not _looks_ready(root):
+                download_kaggle(KAGGLE_CIFAKE, root, CIFAKE_LAYOUT)
+            if not root.exists():
+                raise DataError(
+                    "CIFAKE not found. Run `cifake data download` (needs Kaggle access), or place the Kaggle "
+                    f"archive's {CIFAKE_LAYOUT} there, or pass --data.root /path/to/cifake "
+                    "(`cifake data synth --root DIR` makes a small synthetic stand-in)",
+                    root,
+                )
+            self._resolved = resolve_kaggle_root(root)
+        return self._resolved
+
+    def _sources(self) -> dict[str, list[Source]]:
+        r = self._root()
+        return {
+            split: [Source(lab, r / split / lab, i) for i, lab in enumerate(LABEL_NAMES)]
+            for split in ("train", "test")
+        }
+
+    def _carve(self, decoded: dict[str, DecodedSplit]) -> dict[str, DecodedSplit]:
+        train, test = decoded["train"], decoded["test"]
+        n_val = self.val_size if isinstance(self.val_size, int) else round(self.val_size * len(train))
+        if n_val >= len(train):
+            raise ValueError(
+                f"data.val_size={self.val_size} leaves no training images (train has {len(train)}); "
+                "use a smaller count or a fraction such as 0.1"
+            )
+        leaks = set(train.hashes) & set(test.hashes)
+        if leaks:
+            warnings.warn(
+                f"{len(leaks)} file(s) appear in both train and test (identical bytes): test metrics are "
+                "optimistic; `cifake data verify` lists them",
+                stacklevel=2,
+            )
+        out = {"test": test}
+        if n_val > 0:
+            tr, va = stratified_split(train.labels, n_val, self.seed)
+            out["train"], out["val"] = train.subset(tr), train.subset(va)
+        else:
+            out["train"] = train
+        return out
+
+
+def _looks_ready(root: Path) -> bool:
+    try:
+        resolve_kaggle_root(root)
+        return True
+    except DataError:
+        return False
