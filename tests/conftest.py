@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.run import QUIET
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -25,8 +26,8 @@ N_TRAIN, N_TEST = 300, 50  # synthetic images per label in the session fixture
 def pytest_collection_modifyitems(config, items):
     import torch
 
-    if torch.cuda.is_available():
-        return
+    if torch.cuda.is_available() or os.environ.get("CIFAKE_TEST_DEVICE") == "cpu":
+        return  # CIFAKE_TEST_DEVICE=cpu: run the GPU tests' code on the CPU (see tests/test_gpu.py)
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if "gpu" in item.keywords:
@@ -92,12 +93,7 @@ def demo_ckpt(cifake_root, tmp_path_factory) -> Path:
                 "1",
                 "--trainer.limit_train_batches",
                 "4",
-                "--trainer.enable_progress_bar",
-                "false",
-                "--data.progress",
-                "false",
-                "--tracking.wandb",
-                "false",
+                *QUIET,
                 "--trainer.callbacks",
                 "[]",
             ]

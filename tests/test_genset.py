@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers.run import QUIET
 
 pytestmark = pytest.mark.data
 REPO = Path(__file__).resolve().parents[1]
@@ -27,12 +28,7 @@ def test_baseline_on_genset_in_distribution_vs_unseen_generators(genset_root, tm
             "128",
             "--trainer.max_epochs",
             "3",
-            "--trainer.enable_progress_bar",
-            "false",
-            "--data.progress",
-            "false",
-            "--tracking.wandb",
-            "false",
+            *QUIET,
             "--name",
             "genset",
         ]

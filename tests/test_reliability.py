@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.run import cifake
+from helpers.run import QUIET, cifake
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -45,12 +45,7 @@ def test_kill_9_then_resume_matches_uninterrupted_run(cifake_root, tmp_path):
         "3",
         "--trainer.deterministic",
         "true",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--data.progress",
-        "false",
-        "--tracking.wandb",
-        "false",
+        *QUIET,
         "--data.augment.pad_crop",
         "2",
     ]  # random augmentation, so a replayed epoch must redraw it identically
@@ -89,12 +84,7 @@ def test_same_config_and_seed_give_same_metrics_and_provenance(cifake_root, tmp_
         "2",
         "--trainer.limit_train_batches",
         "6",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--data.progress",
-        "false",
-        "--tracking.wandb",
-        "false",
+        *QUIET,
         "--trainer.callbacks",
         "[]",
         "--name",

@@ -24,6 +24,7 @@ from torchmetrics.classification import (
     BinaryRecall,
 )
 
+from .compiling import check_compile_mode, compile_in_place, mark_step
 from .normalize import Normalize
 
 EVAL_SPLITS = ("val", "test")
@@ -62,7 +63,8 @@ class ImageClassifier(LightningModule):
         scheduler: optional LR scheduler factory; ReduceLROnPlateau monitors val/loss.
         channels_last: channels-last memory format for weights and inputs (faster convolutions on GPUs with
             bf16/fp16 and on CPUs with oneDNN; see benchmarks/results/memory_format.md).
-        compile: wrap the backbone in torch.compile (measure before relying on it: benchmarks/).
+        compile: torch.compile the backbone in place: true/"default", "reduce-overhead" (CUDA graphs)
+            or "max-autotune"; checkpoints stay interchangeable with uncompiled runs.
         collect_predictions: keep per-image test probabilities for reports (OOD tables, galleries).
         preprocess: optional module applied to [0, 1] images before normalisation (e.g. the ISITCAP
             AutoencoderFilter); attributions include it, as they should.
@@ -75,7 +77,7 @@ class ImageClassifier(LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         channels_last: bool = True,
-        compile: bool = False,
+        compile: bool | str = False,
         collect_predictions: bool = True,
         preprocess: nn.Module | None = None,
     ) -> None:
@@ -90,7 +92,7 @@ class ImageClassifier(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.channels_last = channels_last
-        self.compile_backbone = compile
+        self.compile_backbone = check_compile_mode(compile)
         self.collect_predictions = collect_predictions
         self.train_acc = BinaryAccuracy()
         self.val_metrics = _metrics("val/")
@@ -103,8 +105,7 @@ class ImageClassifier(LightningModule):
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
-        if self.compile_backbone and not isinstance(self.backbone, torch._dynamo.eval_frame.OptimizedModule):
-            self.backbone = torch.compile(self.backbone)
+        compile_in_place(self.backbone, self.compile_backbone)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) float images in [0, 1] -> (B,) logits (positive = fake)."""
@@ -122,6 +123,7 @@ class ImageClassifier(LightningModule):
     # ------------------------------------------------------------------ steps
     def _loss(self, batch):
         x, y = batch["image"], batch["label"].float()
+        mark_step(self.compile_backbone)
         logits = self(x).float()
         return F.binary_cross_entropy_with_logits(logits, y), logits, y
 

@@ -22,6 +22,7 @@ from torchmetrics import MetricCollection
 
 from .bird_lotfi import BirdLotfiCNN, paper_topologies
 from .classifier import _metrics
+from .compiling import check_compile_mode, compile_in_place, mark_step
 from .normalize import Normalize
 
 
@@ -64,7 +65,7 @@ class GridClassifier(L.LightningModule):
         if channels_last:
             self.models.to(memory_format=torch.channels_last)
         self.optimizer_factory = optimizer
-        self.channels_last, self.compile_mode = channels_last, compile
+        self.channels_last, self.compile_mode = channels_last, check_compile_mode(compile)
         self.val_metrics = nn.ModuleDict({self._key(n): _metrics("val/") for n in self.topologies})
         self.test_metrics = nn.ModuleDict({self._key(n): _metrics("test/") for n in self.topologies})
 
@@ -73,13 +74,11 @@ class GridClassifier(L.LightningModule):
         return name.replace("-", "_")  # ModuleDict keys cannot hold every character a name may
 
     def configure_model(self) -> None:
-        if self.compile_mode and not getattr(self, "_compiled", False):
-            mode = None if self.compile_mode is True or self.compile_mode == "default" else self.compile_mode
-            for k in list(self.models.keys()):
-                self.models[k] = torch.compile(self.models[k], mode=mode)
-            self._compiled = True
+        for m in self.models.values():
+            compile_in_place(m, self.compile_mode)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        mark_step(self.compile_mode)
         x = self.normalize(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

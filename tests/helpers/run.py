@@ -7,6 +7,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: CLI flags that keep a test run quiet and offline (no progress bars, no W&B).
+QUIET = ("--trainer.enable_progress_bar=false", "--data.progress=false", "--tracking.wandb=false")
+
 
 def cifake(*args, cwd, timeout=900) -> subprocess.CompletedProcess:
     env = {
