@@ -31,6 +31,7 @@ test-all: install
 
 lint: install
 	$(BIN)/ruff check cifake_lightning tests benchmarks
+	$(BIN)/ruff format --check cifake_lightning tests benchmarks
 
 format: install
 	$(BIN)/ruff format cifake_lightning tests benchmarks

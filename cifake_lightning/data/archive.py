@@ -89,7 +89,10 @@ def extract_tar_parts(parts: list[str | Path], dest: str | Path) -> tuple[int, b
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    parts = sorted((Path(p) for p in parts), key=lambda p: int(p.suffix.lstrip(".")) if p.suffix.lstrip(".").isdigit() else 0)
+    parts = sorted(
+        (Path(p) for p in parts),
+        key=lambda p: int(p.suffix.lstrip(".")) if p.suffix.lstrip(".").isdigit() else 0,
+    )
     if not parts:
         raise DataError("no archive parts given", dest)
     stream = _ConcatReader(parts)

@@ -55,7 +55,9 @@ class AugmentConfig:
             raise ValueError(f"augment.crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
         qlo, qhi = self.jpeg_quality
         if not 1.0 <= qlo <= qhi <= 100.0:
-            raise ValueError(f"augment.jpeg_quality must satisfy 1 <= min <= max <= 100, got {self.jpeg_quality}")
+            raise ValueError(
+                f"augment.jpeg_quality must satisfy 1 <= min <= max <= 100, got {self.jpeg_quality}"
+            )
 
     @property
     def enabled(self) -> bool:

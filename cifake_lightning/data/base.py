@@ -14,7 +14,6 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
 from typing import Literal
 
 import lightning as L
@@ -107,9 +106,16 @@ class CachedImageDataModule(L.LightningDataModule):
             if names is not None and name not in names:
                 continue
             out[name] = load_or_build(
-                name, sources, self._root(), self._cache_dir(), size=self.image_size, resize=self.resize,
-                on_bad_file=self.on_bad_file, class_parser=type(self).class_parser,
-                workers=self.decode_workers, progress=self.progress,
+                name,
+                sources,
+                self._root(),
+                self._cache_dir(),
+                size=self.image_size,
+                resize=self.resize,
+                on_bad_file=self.on_bad_file,
+                class_parser=type(self).class_parser,
+                workers=self.decode_workers,
+                progress=self.progress,
             )
         return out
 
@@ -123,7 +129,9 @@ class CachedImageDataModule(L.LightningDataModule):
         decoded = self._decode()
         for name, split in decoded.items():
             if split.skipped:
-                warnings.warn(f"{name}: {len(split.skipped)} file(s) were skipped as unreadable", stacklevel=2)
+                warnings.warn(
+                    f"{name}: {len(split.skipped)} file(s) were skipped as unreadable", stacklevel=2
+                )
         self.splits = self._carve(decoded)
 
     # ------------------------------------------------------------------ loaders
@@ -146,7 +154,10 @@ class CachedImageDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__} has no {split} split")
         d = self.splits[split]
         tensors = {
-            "image": d.images, "label": d.labels, "source": d.source, "content_class": d.content_class,
+            "image": d.images,
+            "label": d.labels,
+            "source": d.source,
+            "content_class": d.content_class,
             "index": torch.arange(len(d)),
         }
         tensors = {k: tensors[k] for k in keys}
@@ -168,12 +179,17 @@ class CachedImageDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> TensorBatchLoader:
         rank, world = self._rank_world()
-        keys = ("image", "label", "index") if train else ("image", "label", "index", "source", "content_class")
+        keys = (
+            ("image", "label", "index") if train else ("image", "label", "index", "source", "content_class")
+        )
         return TensorBatchLoader(
             self._tensors(split, keys),
             self.batch_size if train else self.eval_batch_size,
-            shuffle=train, drop_last="auto" if train else False,
-            seed=self.seed, rank=rank, world_size=world,
+            shuffle=train,
+            drop_last="auto" if train else False,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
         )
 
     def train_dataloader(self):
@@ -211,6 +227,12 @@ class CachedImageDataModule(L.LightningDataModule):
         out = {}
         for name, d in self.splits.items():
             n_fake = int(d.labels.sum())
-            out[name] = {"n": len(d), "real": len(d) - n_fake, "fake": n_fake, "skipped": len(d.skipped),
-                         "sources": d.source_names, "manifest_hash": d.manifest_hash()}
+            out[name] = {
+                "n": len(d),
+                "real": len(d) - n_fake,
+                "fake": n_fake,
+                "skipped": len(d.skipped),
+                "sources": d.source_names,
+                "manifest_hash": d.manifest_hash(),
+            }
         return out

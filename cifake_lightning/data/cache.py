@@ -75,9 +75,16 @@ class DecodedSplit:
         idx = torch.as_tensor(index, dtype=torch.long)
         il = idx.tolist()
         return DecodedSplit(
-            self.images[idx], self.labels[idx], self.source[idx], self.content_class[idx],
-            [self.files[i] for i in il], [self.hashes[i] for i in il], list(self.source_names),
-            list(self.skipped), self.fingerprint, self.cache_path,
+            self.images[idx],
+            self.labels[idx],
+            self.source[idx],
+            self.content_class[idx],
+            [self.files[i] for i in il],
+            [self.hashes[i] for i in il],
+            list(self.source_names),
+            list(self.skipped),
+            self.fingerprint,
+            self.cache_path,
         )
 
     def manifest_hash(self) -> str:
@@ -89,7 +96,9 @@ class DecodedSplit:
 
 
 # --------------------------------------------------------------------------------------------- scan
-def scan_sources(sources: Sequence[Source], root: Path, on_bad_file: str) -> tuple[list[tuple[FileEntry, int]], list[dict]]:
+def scan_sources(
+    sources: Sequence[Source], root: Path, on_bad_file: str
+) -> tuple[list[tuple[FileEntry, int]], list[dict]]:
     """List the image files of every source; returns [(entry, source_index)] and skipped non-images."""
     items: list[tuple[FileEntry, int]] = []
     skipped: list[dict] = []
@@ -106,13 +115,16 @@ def scan_sources(sources: Sequence[Source], root: Path, on_bad_file: str) -> tup
             if not has_image_extension(entry.path):
                 if on_bad_file == "error":
                     raise ImageDecodeError(
-                        "not an image file (unknown extension); remove it or use on_bad_file: skip", entry.path
+                        "not an image file (unknown extension); remove it or use on_bad_file: skip",
+                        entry.path,
                     )
                 skipped.append({"file": entry.rel, "reason": "not an image file (unknown extension)"})
                 continue
             items.append((entry, si))
         if len(items) == n_before:
-            raise DataError(f"no images in the {src.name} folder (an empty class cannot be trained or tested)", src.folder)
+            raise DataError(
+                f"no images in the {src.name} folder (an empty class cannot be trained or tested)", src.folder
+            )
     return items, skipped
 
 
@@ -142,8 +154,15 @@ def _decode_chunk(paths: list[str], size: int, resize: str | None) -> list[tuple
     return out
 
 
-def _parallel_decode(paths: list[str], size: int, resize: str | None, workers: int, progress: Callable[[int], None],
-                     chunk: int = 512, min_parallel: int = 2048):
+def _parallel_decode(
+    paths: list[str],
+    size: int,
+    resize: str | None,
+    workers: int,
+    progress: Callable[[int], None],
+    chunk: int = 512,
+    min_parallel: int = 2048,
+):
     """Yield per-file decode results in order, using a spawn-based process pool for large sets.
 
     Below `min_parallel` files the pool's start-up (about a second per worker) costs more than it saves.
@@ -170,19 +189,26 @@ def _parallel_decode(paths: list[str], size: int, resize: str | None, workers: i
 
 def _progress_bar(total: int, description: str, enabled: bool):
     if not enabled or total == 0:
+
         class _Null:
             def __enter__(self):
                 return lambda n: None
 
             def __exit__(self, *a):
                 return False
+
         return _Null()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     class _Bar:
         def __enter__(self):
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TimeRemainingColumn(), transient=True)
+            self.p = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            )
             self.p.start()
             self.t = self.p.add_task(description, total=total)
             return lambda n: self.p.advance(self.t, n)
@@ -190,6 +216,7 @@ def _progress_bar(total: int, description: str, enabled: bool):
         def __exit__(self, *a):
             self.p.stop()
             return False
+
     return _Bar()
 
 
@@ -218,7 +245,9 @@ def decode_sources(
                 images[i] = np.frombuffer(payload, dtype=np.uint8).reshape(3, size, size)
                 continue
             if on_bad_file == "error":
-                raise ImageDecodeError(f"{payload} (use on_bad_file: skip to skip and count such files)", items[i][0].path)
+                raise ImageDecodeError(
+                    f"{payload} (use on_bad_file: skip to skip and count such files)", items[i][0].path
+                )
             keep[i] = False
             skipped.append({"file": items[i][0].rel, "reason": payload})
     idx = np.flatnonzero(keep)
@@ -280,9 +309,16 @@ def _read(path: Path, manifest: dict) -> DecodedSplit:
 
     t = load_file(str(path))
     return DecodedSplit(
-        images=t["images"], labels=t["labels"], source=t["source"], content_class=t["content_class"],
-        files=manifest["files"], hashes=manifest["hashes"], source_names=manifest["sources"],
-        skipped=manifest.get("skipped", []), fingerprint=manifest["fingerprint"], cache_path=path,
+        images=t["images"],
+        labels=t["labels"],
+        source=t["source"],
+        content_class=t["content_class"],
+        files=manifest["files"],
+        hashes=manifest["hashes"],
+        source_names=manifest["sources"],
+        skipped=manifest.get("skipped", []),
+        fingerprint=manifest["fingerprint"],
+        cache_path=path,
     )
 
 
@@ -321,8 +357,13 @@ def load_or_build(
     root = Path(root)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(root)
     settings = {
-        "format": CACHE_FORMAT, "size": size, "resize": resize, "on_bad_file": on_bad_file,
-        "sources": [(s.name, str(Path(s.folder).resolve()), s.label, s.recursive, s.limit, s.seed) for s in sources],
+        "format": CACHE_FORMAT,
+        "size": size,
+        "resize": resize,
+        "on_bad_file": on_bad_file,
+        "sources": [
+            (s.name, str(Path(s.folder).resolve()), s.label, s.recursive, s.limit, s.seed) for s in sources
+        ],
         "class_parser": getattr(class_parser, "__name__", None),
     }
     key = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=5).hexdigest()
@@ -340,7 +381,9 @@ def load_or_build(
         lock = FileLock(str(path) + ".lock", timeout=lock_timeout)
         lock.acquire()
     except (OSError, Timeout) as e:
-        warnings.warn(f"cache dir {cache_dir} is not usable ({e}); decoding {name} in memory only", stacklevel=2)
+        warnings.warn(
+            f"cache dir {cache_dir} is not usable ({e}); decoding {name} in memory only", stacklevel=2
+        )
         lock = None
     try:
         if lock is not None:  # someone else may have built it while we waited for the lock
@@ -349,8 +392,14 @@ def load_or_build(
                 return _read(path, manifest)
         t0 = time.perf_counter()
         split = decode_sources(
-            items, sources, size=size, resize=resize, on_bad_file=on_bad_file, class_parser=class_parser,
-            workers=workers if workers is not None else (os.cpu_count() or 1), progress=progress,
+            items,
+            sources,
+            size=size,
+            resize=resize,
+            on_bad_file=on_bad_file,
+            class_parser=class_parser,
+            workers=workers if workers is not None else (os.cpu_count() or 1),
+            progress=progress,
             description=f"decoding {name}",
         )
         split.skipped = skipped_nonimages + split.skipped
@@ -358,12 +407,20 @@ def load_or_build(
         if split.skipped:
             warnings.warn(
                 f"{name}: skipped {len(split.skipped)} unreadable file(s), e.g. {split.skipped[0]['file']}: "
-                f"{split.skipped[0]['reason']} (full list in the cache manifest)", stacklevel=2,
+                f"{split.skipped[0]['reason']} (full list in the cache manifest)",
+                stacklevel=2,
             )
         manifest = {
-            "format": CACHE_FORMAT, "fingerprint": fp, "settings": settings, "root": str(root.resolve()),
-            "n": len(split), "files": split.files, "hashes": split.hashes, "sources": split.source_names,
-            "skipped": split.skipped, "build_seconds": round(time.perf_counter() - t0, 3),
+            "format": CACHE_FORMAT,
+            "fingerprint": fp,
+            "settings": settings,
+            "root": str(root.resolve()),
+            "n": len(split),
+            "files": split.files,
+            "hashes": split.hashes,
+            "sources": split.source_names,
+            "skipped": split.skipped,
+            "build_seconds": round(time.perf_counter() - t0, 3),
         }
         if lock is not None:
             try:

@@ -36,7 +36,9 @@ class CIFAKEDataModule(CachedImageDataModule):
 
     class_parser = staticmethod(cifake_content_class)
 
-    def __init__(self, root: str | None = None, val_size: int | float = 10_000, download: bool = False, **kwargs) -> None:
+    def __init__(
+        self, root: str | None = None, val_size: int | float = 10_000, download: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(val_size, float) and not 0.0 <= val_size < 1.0:
             raise ValueError(f"data.val_size as a fraction must be in [0, 1), got {val_size}")

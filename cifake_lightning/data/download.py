@@ -56,10 +56,14 @@ def download_hf(repo_id: str, dest: Path, allow_patterns: list[str] | None, layo
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:  # pragma: no cover
-        raise DownloadError(f"huggingface_hub is not installed ({e}). {_manual_hint(url, dest, layout)}") from None
+        raise DownloadError(
+            f"huggingface_hub is not installed ({e}). {_manual_hint(url, dest, layout)}"
+        ) from None
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        path = snapshot_download(repo_id, repo_type="dataset", local_dir=str(dest), allow_patterns=allow_patterns)
+        path = snapshot_download(
+            repo_id, repo_type="dataset", local_dir=str(dest), allow_patterns=allow_patterns
+        )
     except Exception as e:  # noqa: BLE001
         reason = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e) else type(e).__name__
         raise DownloadError(
@@ -69,7 +73,9 @@ def download_hf(repo_id: str, dest: Path, allow_patterns: list[str] | None, layo
     return Path(path)
 
 
-def download_infimagine(dest: Path, subsets: list[str], parts: int = 1, split: str = "train") -> dict[str, int]:
+def download_infimagine(
+    dest: Path, subsets: list[str], parts: int = 1, split: str = "train"
+) -> dict[str, int]:
     """Fetch the first `parts` archive parts of each InfImagine subset and unpack them into dest/<subset>/.
 
     The subsets are split .tar.gz archives of several GB per part (IFv1-CC1M is 120 GB in all); one
@@ -84,7 +90,9 @@ def download_infimagine(dest: Path, subsets: list[str], parts: int = 1, split: s
     for sub in subsets:
         found = sorted((raw / "ImageData" / split / sub).rglob("*.tar.gz.*"))
         if not found:
-            raise DownloadError(f"no archive parts of {sub} were downloaded (is {sub!r} a subset of {split}?)")
+            raise DownloadError(
+                f"no archive parts of {sub} were downloaded (is {sub!r} a subset of {split}?)"
+            )
         n, complete = extract_tar_parts(found, dest / sub)
         counts[sub] = n
     return counts

@@ -72,7 +72,9 @@ def _fit(img: Image.Image, size: int, resize: str | None, path: Path) -> Image.I
             path,
         )
     if resize not in RESIZE_FILTERS:
-        raise ImageDecodeError(f"unknown resize policy {resize!r}; choose from {sorted(RESIZE_FILTERS)}", path)
+        raise ImageDecodeError(
+            f"unknown resize policy {resize!r}; choose from {sorted(RESIZE_FILTERS)}", path
+        )
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -80,7 +82,9 @@ def _fit(img: Image.Image, size: int, resize: str | None, path: Path) -> Image.I
     return img.resize((size, size), RESIZE_FILTERS[resize])
 
 
-def decode_image_bytes(data: bytes, path: Path | str, size: int = 32, resize: str | None = None) -> np.ndarray:
+def decode_image_bytes(
+    data: bytes, path: Path | str, size: int = 32, resize: str | None = None
+) -> np.ndarray:
     """Decode encoded image bytes into an (H, W, 3) uint8 array of `size` x `size`.
 
     Raises ImageDecodeError (never a PIL exception) for anything that is not a readable image.

@@ -28,7 +28,16 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".
 JUNK_NAMES = {"thumbs.db", "desktop.ini", ".ds_store"}
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 LABEL_NAMES = ("REAL", "FAKE")  # label 0 = real, 1 = fake (the positive class is "fake")
 
@@ -103,7 +112,9 @@ def resolve_kaggle_root(root: Path, splits=("train", "test"), labels=LABEL_NAMES
 
     if ok(root):
         return root
-    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not is_junk(d.name)] if root.is_dir() else []
+    subdirs = (
+        [d for d in sorted(root.iterdir()) if d.is_dir() and not is_junk(d.name)] if root.is_dir() else []
+    )
     for d in subdirs:
         if ok(d):
             return d

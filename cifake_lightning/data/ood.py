@@ -80,9 +80,15 @@ class ImageFolderOOD(FolderSourcesDataModule):
         resize: how non-32x32 images are brought to 32x32 (see module docstring).
     """
 
-    def __init__(self, root: str | None = None, sources: dict[str, str] | None = None,
-                 default_label: str | None = None, limit_per_source: int | None = None, resize: str = "area",
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        sources: dict[str, str] | None = None,
+        default_label: str | None = None,
+        limit_per_source: int | None = None,
+        resize: str = "area",
+        **kwargs,
+    ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
         if limit_per_source is not None and limit_per_source < 1:
             raise ValueError(f"data.limit_per_source must be >= 1, got {limit_per_source}")
@@ -97,8 +103,11 @@ class ImageFolderOOD(FolderSourcesDataModule):
             found = [d.name for d in sorted(root.iterdir()) if d.is_dir() and not is_junk(d.name)]
             unlabelled = [d for d in found if d not in mapping]
             if unlabelled and self.default_label is None:
-                raise DataError(f"no label for source folder(s) {unlabelled}: list them in data.sources "
-                                f"({{folder: real|fake}}) or set data.default_label", root)
+                raise DataError(
+                    f"no label for source folder(s) {unlabelled}: list them in data.sources "
+                    f"({{folder: real|fake}}) or set data.default_label",
+                    root,
+                )
             for d in unlabelled:
                 mapping[d] = self.default_label
         if not mapping:
@@ -108,8 +117,16 @@ class ImageFolderOOD(FolderSourcesDataModule):
             folder = root / rel
             if not folder.is_dir():
                 raise DataError(f"source folder {rel!r} not found under {root}", folder)
-            out.append(Source(rel, folder, parse_label(label, rel), recursive=True, limit=self.limit_per_source,
-                              seed=self.seed))
+            out.append(
+                Source(
+                    rel,
+                    folder,
+                    parse_label(label, rel),
+                    recursive=True,
+                    limit=self.limit_per_source,
+                    seed=self.seed,
+                )
+            )
         return out
 
 
@@ -139,7 +156,9 @@ class TinyImageNetReal(FolderSourcesDataModule):
     folders directly). `cifake data download --dataset tinyimagenet` fetches it with kagglehub.
     """
 
-    def __init__(self, root: str | None = None, n: int = 2000, split: str = "val", resize: str = "area", **kwargs) -> None:
+    def __init__(
+        self, root: str | None = None, n: int = 2000, split: str = "val", resize: str = "area", **kwargs
+    ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
         if split not in ("train", "val", "test"):
             raise ValueError(f"data.split must be train, val or test, got {split!r}")
@@ -149,8 +168,10 @@ class TinyImageNetReal(FolderSourcesDataModule):
         return data_home() / "tinyimagenet"
 
     def _missing_message(self) -> str:
-        return (f"Tiny ImageNet not found: `cifake data download --dataset tinyimagenet` (Kaggle {KAGGLE_TINY_IMAGENET}) "
-                "or unpack tiny-imagenet-200.zip there, or set data.root")
+        return (
+            f"Tiny ImageNet not found: `cifake data download --dataset tinyimagenet` (Kaggle {KAGGLE_TINY_IMAGENET}) "
+            "or unpack tiny-imagenet-200.zip there, or set data.root"
+        )
 
     def _source_list(self) -> list[Source]:
         root = self._root()
@@ -169,7 +190,9 @@ class KaggleRealVsAI(FolderSourcesDataModule):
 
     FOLDERS = {"RealArt": 0, "AiArtData": 1}
 
-    def __init__(self, root: str | None = None, limit_per_source: int | None = None, resize: str = "area", **kwargs) -> None:
+    def __init__(
+        self, root: str | None = None, limit_per_source: int | None = None, resize: str = "area", **kwargs
+    ) -> None:
         kwargs.setdefault("on_bad_file", "skip")
         super().__init__(root=root, resize=resize, **kwargs)
         self.limit_per_source = limit_per_source
@@ -184,10 +207,14 @@ class KaggleRealVsAI(FolderSourcesDataModule):
         root = self._root()
         out = []
         for name, label in self.FOLDERS.items():
-            hits = [root / name] if (root / name).is_dir() else sorted(p for p in root.rglob(name) if p.is_dir())
+            hits = (
+                [root / name] if (root / name).is_dir() else sorted(p for p in root.rglob(name) if p.is_dir())
+            )
             if not hits:
                 raise DataError(f"no {name}/ folder (expected RealArt/ and AiArtData/)", root)
-            out.append(Source(name, hits[0], label, recursive=True, limit=self.limit_per_source, seed=self.seed))
+            out.append(
+                Source(name, hits[0], label, recursive=True, limit=self.limit_per_source, seed=self.seed)
+            )
         return out
 
 
@@ -199,8 +226,14 @@ class InfiMagineFake(FolderSourcesDataModule):
     unpacks it there. ISITCAP sampled 1,768 images from IFv1-CC1M and SDv15R-CC1M together.
     """
 
-    def __init__(self, root: str | None = None, subsets: list[str] | None = None, n_per_subset: int | None = 884,
-                 resize: str = "area", **kwargs) -> None:
+    def __init__(
+        self,
+        root: str | None = None,
+        subsets: list[str] | None = None,
+        n_per_subset: int | None = 884,
+        resize: str = "area",
+        **kwargs,
+    ) -> None:
         kwargs.setdefault("on_bad_file", "skip")
         super().__init__(root=root, resize=resize, **kwargs)
         self.subsets = list(subsets or ["IFv1-CC1M", "SDv15R-CC1M"])
@@ -217,7 +250,10 @@ class InfiMagineFake(FolderSourcesDataModule):
         out = []
         for sub in self.subsets:
             if not (root / sub).is_dir():
-                raise DataError(f"subset folder {sub}/ not found (have: {sorted(p.name for p in root.iterdir() if p.is_dir())})", root)
+                raise DataError(
+                    f"subset folder {sub}/ not found (have: {sorted(p.name for p in root.iterdir() if p.is_dir())})",
+                    root,
+                )
             out.append(Source(sub, root / sub, 1, recursive=True, limit=self.n_per_subset, seed=self.seed))
         return out
 
@@ -255,10 +291,14 @@ class CombinedTestData(L.LightningDataModule):
             parts.append((split, offset))
         cat = lambda attr: torch.cat([getattr(s, attr) for s, _ in parts])  # noqa: E731
         self.splits["test"] = DecodedSplit(
-            images=cat("images"), labels=cat("labels"),
-            source=torch.cat([s.source + off for s, off in parts]), content_class=cat("content_class"),
-            files=[f for s, _ in parts for f in s.files], hashes=[h for s, _ in parts for h in s.hashes],
-            source_names=names, skipped=[x for s, _ in parts for x in s.skipped],
+            images=cat("images"),
+            labels=cat("labels"),
+            source=torch.cat([s.source + off for s, off in parts]),
+            content_class=cat("content_class"),
+            files=[f for s, _ in parts for f in s.files],
+            hashes=[h for s, _ in parts for h in s.hashes],
+            source_names=names,
+            skipped=[x for s, _ in parts for x in s.skipped],
         )
         if any(s.skipped for s, _ in parts):
             warnings.warn(f"{sum(len(s.skipped) for s, _ in parts)} unreadable file(s) skipped", stacklevel=2)
@@ -268,9 +308,18 @@ class CombinedTestData(L.LightningDataModule):
 
         d = self.splits["test"]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        return TensorBatchLoader({"image": d.images, "label": d.labels, "source": d.source,
-                                  "content_class": d.content_class, "index": torch.arange(len(d))},
-                                 self.batch_size, rank=rank, world_size=world)
+        return TensorBatchLoader(
+            {
+                "image": d.images,
+                "label": d.labels,
+                "source": d.source,
+                "content_class": d.content_class,
+                "index": torch.arange(len(d)),
+            },
+            self.batch_size,
+            rank=rank,
+            world_size=world,
+        )
 
     def test_dataloader(self):
         return self._loader()
@@ -285,5 +334,12 @@ class CombinedTestData(L.LightningDataModule):
     def summary(self) -> dict:
         self.setup()
         d = self.splits["test"]
-        return {"test": {"n": len(d), "real": int((d.labels == 0).sum()), "fake": int(d.labels.sum()),
-                         "sources": d.source_names, "manifest_hash": d.manifest_hash()}}
+        return {
+            "test": {
+                "n": len(d),
+                "real": int((d.labels == 0).sum()),
+                "fake": int(d.labels.sum()),
+                "sources": d.source_names,
+                "manifest_hash": d.manifest_hash(),
+            }
+        }

@@ -47,7 +47,11 @@ def _render(rng: np.random.Generator, classes: np.ndarray, size: int) -> np.ndar
     hue = (classes / 10.0 + rng.normal(0, 0.03, n)) * 2 * np.pi
     base = np.stack([0.5 + 0.25 * np.cos(hue + k * 2 * np.pi / 3) for k in range(3)], axis=1)  # n x 3
     lum = 0.18 * f[:, 0]
-    img = base[:, :, None, None] + lum[:, None] + 0.06 * f[:, 1:2] * np.array([1, -0.5, -0.5])[None, :, None, None]
+    img = (
+        base[:, :, None, None]
+        + lum[:, None]
+        + 0.06 * f[:, 1:2] * np.array([1, -0.5, -0.5])[None, :, None, None]
+    )
     img += 0.06 * f[:, 2:3] * np.array([0, 0.8, -0.8])[None, :, None, None]
     yy, xx = np.mgrid[0:size, 0:size] / size
     for i in range(n):
@@ -96,8 +100,14 @@ def _file_name(i: int, cls: int) -> str:
     return f"{i:04d}.jpg" if cls == 0 else f"{i:04d} ({cls + 1}).jpg"
 
 
-def write_synthetic_cifake(root: str | Path, n_train: int = 1000, n_test: int = 250, seed: int = 0,
-                           quality: int = 95, overwrite: bool = False) -> dict[str, int]:
+def write_synthetic_cifake(
+    root: str | Path,
+    n_train: int = 1000,
+    n_test: int = 250,
+    seed: int = 0,
+    quality: int = 95,
+    overwrite: bool = False,
+) -> dict[str, int]:
     """Write `n_train`/`n_test` images per label into root/{train,test}/{REAL,FAKE}; returns counts.
 
     Refuses to write into a folder that already holds images unless `overwrite` is set.
@@ -107,7 +117,9 @@ def write_synthetic_cifake(root: str | Path, n_train: int = 1000, n_test: int = 
         raise ValueError("n_train and n_test must be at least 10 per label (one per content class)")
     existing = [p for p in root.glob("*/*/*.jpg")] if root.exists() else []
     if existing and not overwrite:
-        raise DataError(f"already holds {len(existing)} images; pass overwrite=True (--overwrite) to replace them", root)
+        raise DataError(
+            f"already holds {len(existing)} images; pass overwrite=True (--overwrite) to replace them", root
+        )
     rng = np.random.default_rng(seed)
     counts = {}
     for split, n in (("train", n_train), ("test", n_test)):

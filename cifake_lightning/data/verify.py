@@ -30,35 +30,56 @@ def verify_cifake(dm) -> dict:
         pixel[name] = _pixel_hashes(d.images)
         pixel_dups = sum(n - 1 for n in Counter(pixel[name]).values() if n > 1)
         report["splits"][name] = {
-            "n": len(d), "real": labels.count(0), "fake": labels.count(1),
-            "content_classes": {f"{lab}/{CIFAR10_CLASSES[c] if c >= 0 else 'unknown'}": n for (lab, c), n in sorted(cc.items())},
-            "skipped": d.skipped[:50], "n_skipped": len(d.skipped),
-            "duplicate_files": byte_dups, "duplicate_images": pixel_dups,
+            "n": len(d),
+            "real": labels.count(0),
+            "fake": labels.count(1),
+            "content_classes": {
+                f"{lab}/{CIFAR10_CLASSES[c] if c >= 0 else 'unknown'}": n
+                for (lab, c), n in sorted(cc.items())
+            },
+            "skipped": d.skipped[:50],
+            "n_skipped": len(d.skipped),
+            "duplicate_files": byte_dups,
+            "duplicate_images": pixel_dups,
             "cache": str(d.cache_path) if d.cache_path else None,
         }
         if d.skipped:
-            report["problems"].append(f"{name}: {len(d.skipped)} unreadable file(s), e.g. {d.skipped[0]['file']}: {d.skipped[0]['reason']}")
+            report["problems"].append(
+                f"{name}: {len(d.skipped)} unreadable file(s), e.g. {d.skipped[0]['file']}: {d.skipped[0]['reason']}"
+            )
         if pixel_dups:
-            report["problems"].append(f"{name}: {pixel_dups} image(s) duplicate another image of the same split")
+            report["problems"].append(
+                f"{name}: {pixel_dups} image(s) duplicate another image of the same split"
+            )
     if "train" in dm.splits and "test" in dm.splits:
         tr, te = dm.splits["train"], dm.splits["test"]
         byte_leak = sorted(set(tr.hashes) & set(te.hashes))
         px_leak = set(pixel["train"]) & set(pixel["test"])
         examples = [te.files[i] for i, h in enumerate(pixel["test"]) if h in px_leak][:20]
-        report["leakage"] = {"identical_files": len(byte_leak), "identical_images": len(px_leak), "examples": examples}
+        report["leakage"] = {
+            "identical_files": len(byte_leak),
+            "identical_images": len(px_leak),
+            "examples": examples,
+        }
         if px_leak:
-            report["problems"].append(f"leakage: {len(px_leak)} test image(s) also appear in train, e.g. {examples[0]}")
+            report["problems"].append(
+                f"leakage: {len(px_leak)} test image(s) also appear in train, e.g. {examples[0]}"
+            )
     return report
 
 
 def format_report(report: dict) -> str:
     lines = [f"dataset: {report['root']}"]
     for name, s in report["splits"].items():
-        lines.append(f"  {name:6s} {s['n']:>7,d} images  real {s['real']:>7,d}  fake {s['fake']:>7,d}  "
-                     f"skipped {s['n_skipped']}  duplicate images {s['duplicate_images']}")
+        lines.append(
+            f"  {name:6s} {s['n']:>7,d} images  real {s['real']:>7,d}  fake {s['fake']:>7,d}  "
+            f"skipped {s['n_skipped']}  duplicate images {s['duplicate_images']}"
+        )
     if "leakage" in report:
         lk = report["leakage"]
-        lines.append(f"  train/test leakage: {lk['identical_images']} identical images ({lk['identical_files']} identical files)")
+        lines.append(
+            f"  train/test leakage: {lk['identical_images']} identical images ({lk['identical_files']} identical files)"
+        )
     lines.append("problems:" if report["problems"] else "no problems found")
     lines += [f"  - {p}" for p in report["problems"]]
     return "\n".join(lines)
@@ -70,7 +91,10 @@ def read_cifar10_binary(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
     candidates = [folder / "test_batch.bin", folder / "cifar-10-batches-bin" / "test_batch.bin"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise DataError("no test_batch.bin (get cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html)", folder)
+        raise DataError(
+            "no test_batch.bin (get cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html)",
+            folder,
+        )
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size % 3073:
         raise DataError("test_batch.bin has an unexpected size", path)
@@ -99,7 +123,9 @@ def check_content_classes(dm, cifar10_dir: str | Path) -> dict:
     agreement = float((true[known] == parsed[known]).float().mean()) if known.any() else 0.0
     confusion = Counter(zip(parsed.tolist(), true.tolist()))
     return {
-        "n_real_test": int(real.sum()), "with_suffix_class": int(known.sum()), "agreement": agreement,
+        "n_real_test": int(real.sum()),
+        "with_suffix_class": int(known.sum()),
+        "agreement": agreement,
         "median_rms_distance_to_match": float(rms.median()),
         "pairs_(file_class,cifar_class)": {f"{a},{b}": n for (a, b), n in sorted(confusion.items())},
     }
