@@ -9,6 +9,7 @@ its own process (so peak memory is per measurement) and times steps after a warm
 
     python -m benchmarks.throughput --root data/genset-v1                # CPU, this machine
     python -m benchmarks.throughput --root /data/cifake --device cuda    # GPU (adds bf16 rows)
+    python -m benchmarks.throughput --root data/genset-v1 --compile      # eager vs torch.compile modes
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ class _Timer:
 
         class CB(L.Callback):
             def __init__(cb):
-                cb.t0 = cb.t1 = None
+                cb.t_start = cb.t0 = cb.t1 = None
                 cb.n = 0
+
+            def on_fit_start(cb, trainer, pl_module):
+                cb.t_start = time.perf_counter()
+
+            def on_validation_start(cb, trainer, pl_module):
+                cb.t_start = cb.t_start or time.perf_counter()
 
             def _start(cb, trainer, batch_idx):
                 if batch_idx == warmup:
@@ -68,6 +75,10 @@ class _Timer:
 
     def rate(self) -> float:
         return self.cb.n / (self.cb.t1 - self.cb.t0)
+
+    def warmup_s(self) -> float:
+        """Seconds from the start of fit/validate to the first timed step (compilation lands here)."""
+        return self.cb.t0 - self.cb.t_start
 
 
 def _sync(trainer):
@@ -110,7 +121,7 @@ def worker(args) -> dict:
     torch.set_float32_matmul_precision("high")
     mod, cls = MODELS[args.model][0].rsplit(".", 1)
     backbone = getattr(importlib.import_module(mod), cls)(**MODELS[args.model][1])
-    model = ImageClassifier(backbone)
+    model = ImageClassifier(backbone, compile=_compile_value(args.compile_mode))
     timer = _Timer(args.warmup, args.steps)
     trainer = L.Trainer(
         accelerator=args.device,
@@ -161,7 +172,16 @@ def worker(args) -> dict:
             trainer.validate(model, dataloaders=dl)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None
-    return {"images_per_s": timer.rate(), "peak_rss_mb": peak, "peak_gpu_mb": gpu_peak}
+    return {
+        "images_per_s": timer.rate(),
+        "warmup_s": timer.warmup_s(),
+        "peak_rss_mb": peak,
+        "peak_gpu_mb": gpu_peak,
+    }
+
+
+def _compile_value(text: str) -> bool | str:
+    return {"eager": False, "default": True}.get(text, text)
 
 
 def _measure(base: list[str], **kw) -> dict:
@@ -188,6 +208,13 @@ def main() -> None:
         help="only compare the seeds' style (batch 32, fp32, DataLoader) with ours at its recommended "
         "settings (batch 512, bf16-mixed) for the baseline and HOC models",
     )
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="only compare eager with torch.compile (default mode; reduce-overhead = CUDA graphs on a GPU) "
+        "for our pipeline at batch 512, bf16-mixed",
+    )
+    ap.add_argument("--compile-mode", dest="compile_mode", default="eager", help=argparse.SUPPRESS)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--pipeline", default=None, help=argparse.SUPPRESS)
@@ -205,6 +232,9 @@ def main() -> None:
     base = ["--root", args.root, "--device", args.device, "--workers", str(args.workers)]
     if args.cache_dir:
         base += ["--cache-dir", args.cache_dir]
+    if args.compile:
+        _compare_compile_modes(args, base)
+        return
     if args.styles:
         rows = []
         for model in [m for m in args.models if m in ("baseline", "lightweight_hoc")]:
@@ -285,6 +315,44 @@ def main() -> None:
         table,
         notes=f"data: {args.root}; naive DataLoader workers: {args.workers}; augmentation: flip + 2px reflect-pad crop; "
         "timed after 3 warm-up steps",
+    )
+
+
+def _compare_compile_modes(args, base: list[str]) -> None:
+    from ._common import markdown_table, record
+
+    modes = ["eager", "default"] + (["reduce-overhead"] if args.device == "cuda" else [])
+    rows = []
+    for model in args.models:
+        eager = None
+        for mode in modes:
+            r = _measure(
+                base,
+                model=model,
+                pipeline="ours",
+                phase="train",
+                batch_size=512,
+                steps=args.steps or 20,
+                warmup=5,
+                precision="bf16-mixed",
+                compile_mode=mode,
+            )
+            eager = eager or r["images_per_s"]
+            rows.append(
+                {
+                    "model": model,
+                    "compile": mode,
+                    "train img/s": r["images_per_s"],
+                    "vs eager": r["images_per_s"] / eager,
+                    "warm-up s (5 steps incl. compilation)": r["warmup_s"],
+                }
+            )
+            print(rows[-1], flush=True)
+    record(
+        "throughput",
+        f"eager vs torch.compile, training, batch 512, bf16-mixed, {args.device}",
+        markdown_table(rows),
+        notes=f"data: {args.root}; our pipeline with flip + 2px crop augmentation; timed after 5 warm-up steps",
     )
 
 
