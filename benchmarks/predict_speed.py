@@ -1,5 +1,8 @@
 """`cifake predict` on a folder of JPEGs: decoding, the predict loop, and the whole command.
 
+Runs the installed `cifake` console script (as a user would), first with an empty cache, then warm at
+the data module's default eval batch and at each `--batches` size, all in one run.
+
 python -m benchmarks.predict_speed --ckpt runs/baseline/version_0/checkpoints/last.ckpt --images DIR
 """
 
@@ -17,11 +20,9 @@ import time
 from pathlib import Path
 
 
-def _predict(ckpt: str, images: str, cache: str, cwd: Path, batch: int) -> tuple[float, float]:
+def _predict(ckpt: str, images: str, cache: str, cwd: Path, batch: int | None) -> tuple[float, float]:
     cmd = [
-        sys.executable,
-        "-m",
-        "cifake_lightning",
+        str(Path(sys.executable).parent / "cifake"),
         "predict",
         "--ckpt",
         ckpt,
@@ -31,8 +32,7 @@ def _predict(ckpt: str, images: str, cache: str, cwd: Path, batch: int) -> tuple
         images,
         "--data.cache_dir",
         cache,
-        "--data.eval_batch_size",
-        str(batch),
+        *(["--data.eval_batch_size", str(batch)] if batch else []),
         "--data.progress",
         "false",
         "--trainer.enable_progress_bar",
@@ -55,7 +55,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--images", required=True)
-    ap.add_argument("--batch", type=int, default=2048)
+    ap.add_argument(
+        "--batches", type=int, nargs="*", default=[256, 512, 2048], help="extra warm eval batches"
+    )
     args = ap.parse_args()
     from ._common import markdown_table, record
 
@@ -63,10 +65,11 @@ def main() -> None:
     images = str(Path(args.images).resolve())
     work = Path(tempfile.mkdtemp(prefix="predictbench-"))
     cache = work / "cache"
-    cold_wall, cold_loop = _predict(ckpt, images, str(cache), work, args.batch)
+    cold_wall, cold_loop = _predict(ckpt, images, str(cache), work, None)
     manifest = json.loads(next(cache.rglob("*.manifest.json")).read_text())
     n, decode_s = manifest["n"], manifest["build_seconds"]
-    warm_wall, warm_loop = _predict(ckpt, images, str(cache), work, args.batch)
+    warm_wall, warm_loop = _predict(ckpt, images, str(cache), work, None)
+    loops = {b: _predict(ckpt, images, str(cache), work, b)[1] for b in args.batches}
     shutil.rmtree(work, ignore_errors=True)
     rows = [
         {
@@ -75,10 +78,14 @@ def main() -> None:
             "images/s": n / decode_s,
         },
         {
-            "step": "predict loop: cached tensors -> P(fake) -> CSV (as cifake predict reports it)",
+            "step": "predict loop at the default eval batch (128): cached tensors -> P(fake) -> CSV",
             "seconds": warm_loop,
             "images/s": n / warm_loop,
         },
+        *(
+            {"step": f"predict loop at eval batch {b}", "seconds": s, "images/s": n / s}
+            for b, s in loops.items()
+        ),
         {
             "step": "whole command, first run (start-up + decode + predict)",
             "seconds": cold_wall,
@@ -94,8 +101,9 @@ def main() -> None:
         "predict_speed",
         f"cifake predict on {n:,} JPEGs",
         markdown_table(rows),
-        notes=f"checkpoint {Path(args.ckpt).parent.parent.parent.name}/{Path(args.ckpt).name}; eval batch {args.batch}; "
-        f"folder {args.images}; start-up (Python, torch, Lightning) is ~5 s of each whole-command row",
+        notes=f"checkpoint {Path(args.ckpt).parent.parent.parent.name}/{Path(args.ckpt).name}; "
+        f"folder {args.images}; the `cifake` console script; start-up (Python, torch, Lightning) is ~5 s "
+        "of each whole-command row",
     )
 
 

@@ -136,3 +136,46 @@ def test_data_synth_and_verify(tmp_path):
     assert r.returncode == 1 and "leakage: 1" in r.stdout and "broken.jpg" in r.stdout
     r = _cifake("data", "synth", "--root", str(root))
     assert r.returncode == 2 and "overwrite" in r.stderr
+
+
+def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+    from PIL import Image
+
+    from cifake_lightning.data.image_io import load_image_tensor
+    from cifake_lightning.models.checkpoint import load_classifier
+
+    images = tmp_path / "to score"
+    (images / "a").mkdir(parents=True)
+    (images / "b" / "c").mkdir(parents=True)
+    for i, src in enumerate(sorted((cifake_root / "test" / "REAL").iterdir())[:5]):
+        shutil.copy(src, images / "a" / f"{i}.jpg")
+    for i, src in enumerate(sorted((cifake_root / "test" / "FAKE").iterdir())[:5]):
+        shutil.copy(src, images / "b" / "c" / f"{i}.jpg")
+    Image.new("RGBA", (64, 48), (200, 10, 10, 128)).save(images / "big.png")  # resized by the area policy
+    (images / "broken.jpg").write_text("not an image")  # skipped (PredictFolder's default) and counted
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(
+        UserWarning, match=r"1 file\(s\) were skipped as unreadable \(broken.jpg: not an image"
+    ):
+        main(
+            [
+                "predict", "--ckpt", str(demo_ckpt), "--data", "cifake_lightning.data.PredictFolder",
+            "--data.root", str(images), "--data.eval_batch_size", "4", "--name", "scored",
+            "--data.progress", "false", "--trainer.enable_progress_bar", "false", "--tracking.wandb", "false",
+            ]
+        )  # fmt: skip
+    with open(tmp_path / "results" / "scored" / "version_0" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    expected = [f"a/{i}.jpg" for i in range(5)] + ["b/c/" + f"{i}.jpg" for i in range(5)] + ["big.png"]
+    assert sorted(r["file"] for r in rows) == sorted(expected)
+    model = load_classifier(demo_ckpt).eval()
+    for r in rows:
+        if r["file"].endswith(".jpg"):
+            x = load_image_tensor(images / r["file"]).float().div(255).unsqueeze(0)
+            with torch.no_grad():
+                p = float(model.predict_proba(x))
+            assert abs(float(r["p_fake"]) - p) < 1e-4, r
+        assert r["predicted"] == ("fake" if float(r["p_fake"]) >= 0.5 else "real")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, ImageDecodeError
-from .image_io import content_hash, decode_image_bytes
+from .image_io import decode_files
 from .layout import FileEntry, has_image_extension, list_files
 
 log = logging.getLogger(__name__)
@@ -137,23 +137,6 @@ def fingerprint(entries: Sequence[FileEntry], settings: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------- decode
-def _decode_chunk(paths: list[str], size: int, resize: str | None) -> list[tuple[bool, bytes | str, str]]:
-    """Worker: decode a chunk of files. Returns (ok, pixels-or-error, content hash) per file."""
-    out = []
-    for p in paths:
-        try:
-            data = Path(p).read_bytes()
-        except OSError as e:
-            out.append((False, f"cannot read file ({e.strerror or e})", ""))
-            continue
-        try:
-            arr = decode_image_bytes(data, p, size=size, resize=resize)
-            out.append((True, np.ascontiguousarray(arr.transpose(2, 0, 1)).tobytes(), content_hash(data)))
-        except ImageDecodeError as e:
-            out.append((False, str(e).split(": ", 1)[-1], content_hash(data)))
-    return out
-
-
 def _parallel_decode(
     paths: list[str],
     size: int,
@@ -170,13 +153,15 @@ def _parallel_decode(
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     if workers <= 1 or len(paths) < min_parallel:
         for c in chunks:
-            res = _decode_chunk(c, size, resize)
+            res = decode_files(c, size, resize)
             progress(len(c))
             yield from res
         return
-    # spawn (not fork): the parent may hold CUDA state or torch threads that fork would corrupt
+    # spawn (not fork): the parent may hold CUDA state or torch threads that fork would corrupt. A spawned
+    # worker imports only decode_files' module (numpy + PIL) and the `cifake` script (cifake_lightning.console,
+    # also light), so it starts in well under a second instead of importing torch and Lightning.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_decode_chunk, c, size, resize) for c in chunks]
+        futures = [pool.submit(decode_files, c, size, resize) for c in chunks]
         try:
             for c, fut in zip(chunks, futures):
                 res = fut.result()

@@ -122,6 +122,26 @@ def decode_image_bytes(
     return arr
 
 
+def decode_files(paths: list[str], size: int, resize: str | None) -> list[tuple[bool, bytes | str, str]]:
+    """Decode a chunk of files (the cache builder's worker task; this module imports no torch).
+
+    Returns per file (ok, C x H x W uint8 pixel bytes or the error reason, content hash of its bytes).
+    """
+    out = []
+    for p in paths:
+        try:
+            data = Path(p).read_bytes()
+        except OSError as e:
+            out.append((False, f"cannot read file ({e.strerror or e})", ""))
+            continue
+        try:
+            arr = decode_image_bytes(data, p, size=size, resize=resize)
+            out.append((True, np.ascontiguousarray(arr.transpose(2, 0, 1)).tobytes(), content_hash(data)))
+        except ImageDecodeError as e:
+            out.append((False, str(e).split(": ", 1)[-1], content_hash(data)))
+    return out
+
+
 def load_image(path: str | Path, size: int = 32, resize: str | None = None) -> np.ndarray:
     """Read and decode one file; see decode_image_bytes. Unreadable files raise ImageDecodeError."""
     path = Path(path)

@@ -73,8 +73,12 @@ def list_files(folder: Path, root: Path, recursive: bool = False) -> list[FileEn
     """Every non-junk regular file in `folder` (and below, if recursive), sorted by relative path."""
     if not folder.is_dir():
         raise DataError("folder not found" if not folder.exists() else "is not a folder", folder)
+    root_prefix = os.path.join(str(root), "")
+    if not os.path.join(str(folder), "").startswith(root_prefix):
+        raise DataError(f"is not inside the dataset root {root}", folder)
     entries = []
-    stack = [folder]
+    prefix = len(root_prefix)  # relative paths by slicing: pathlib per file is slow for 120k files
+    stack = [str(folder)]
     while stack:
         with os.scandir(stack.pop()) as it:
             for e in it:
@@ -82,13 +86,13 @@ def list_files(folder: Path, root: Path, recursive: bool = False) -> list[FileEn
                     continue
                 if e.is_dir():
                     if recursive:
-                        stack.append(Path(e.path))
+                        stack.append(e.path)
                     continue
                 if not e.is_file():
                     continue
                 st = e.stat()
-                p = Path(e.path)
-                entries.append(FileEntry(p, p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+                rel = e.path[prefix:].replace(os.sep, "/")
+                entries.append(FileEntry(Path(e.path), rel, st.st_size, st.st_mtime_ns))
     entries.sort(key=lambda f: f.rel)
     return entries
 

@@ -36,7 +36,6 @@ class FolderSourcesDataModule(CachedImageDataModule):
     """Base of the OOD modules: a list of Sources decoded into one test split (resize policy applied)."""
 
     def __init__(self, root: str | None = None, resize: str = "area", **kwargs) -> None:
-        kwargs.setdefault("batch_size", 256)
         super().__init__(**kwargs)
         from .image_io import RESIZE_FILTERS
 
@@ -138,9 +137,7 @@ class PredictFolder(FolderSourcesDataModule):
         resize: how non-32x32 images are brought to 32x32 (see module docstring).
     """
 
-    def __init__(self, root: str | None = None, resize: str = "area", **kwargs) -> None:
-        kwargs.setdefault("on_bad_file", "skip")
-        super().__init__(root=root, resize=resize, **kwargs)
+    default_on_bad_file = "skip"
 
     def _source_list(self) -> list[Source]:
         return [Source("images", self._root(), -1, recursive=True)]
@@ -190,10 +187,15 @@ class KaggleRealVsAI(FolderSourcesDataModule):
 
     FOLDERS = {"RealArt": 0, "AiArtData": 1}
 
+    default_on_bad_file = "skip"
+
     def __init__(
-        self, root: str | None = None, limit_per_source: int | None = None, resize: str = "area", **kwargs
+        self,
+        root: str | None = None,
+        limit_per_source: int | None = None,
+        resize: str = "area",
+        **kwargs,
     ) -> None:
-        kwargs.setdefault("on_bad_file", "skip")
         super().__init__(root=root, resize=resize, **kwargs)
         self.limit_per_source = limit_per_source
 
@@ -226,6 +228,8 @@ class InfiMagineFake(FolderSourcesDataModule):
     unpacks it there. ISITCAP sampled 1,768 images from IFv1-CC1M and SDv15R-CC1M together.
     """
 
+    default_on_bad_file = "skip"
+
     def __init__(
         self,
         root: str | None = None,
@@ -234,7 +238,6 @@ class InfiMagineFake(FolderSourcesDataModule):
         resize: str = "area",
         **kwargs,
     ) -> None:
-        kwargs.setdefault("on_bad_file", "skip")
         super().__init__(root=root, resize=resize, **kwargs)
         self.subsets = list(subsets or ["IFv1-CC1M", "SDv15R-CC1M"])
         self.n_per_subset = n_per_subset

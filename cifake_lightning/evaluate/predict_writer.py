@@ -50,15 +50,20 @@ class PredictionWriter(L.Callback):
             "test"
         )
         order = torch.argsort(out["index"]) if "index" in out else torch.arange(len(out["prob"]))
+        index = out["index"][order].tolist() if "index" in out else order.tolist()
+        probs = out["prob"][order].tolist()
+        files = split.files if split is not None else [str(i) for i in range(max(index, default=-1) + 1)]
+        if split is not None and "source" in out:
+            sources = [split.source_names[s] for s in out["source"][order].tolist()]
+        else:
+            sources = [""] * len(index)
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["file", "source", "p_fake", "predicted"])
-        for i in order.tolist():
-            idx = int(out["index"][i]) if "index" in out else i
-            file = split.files[idx] if split is not None else str(idx)
-            src = split.source_names[int(out["source"][i])] if split is not None and "source" in out else ""
-            p = float(out["prob"][i])
-            w.writerow([file, src, f"{p:.6f}", "fake" if p >= self.threshold else "real"])
+        w.writerows(
+            [files[i], src, f"{p:.6f}", "fake" if p >= self.threshold else "real"]
+            for i, src, p in zip(index, sources, probs)
+        )
         logger = trainer.loggers[0] if trainer.loggers else None
         sub = Path(str(logger.name)) / f"version_{logger.version}" if logger is not None else Path("predict")
         self.path = write_atomic(Path(self.results_dir) / sub / "predictions.csv", buf.getvalue())

@@ -1,0 +1,12 @@
+"""Entry point of the `cifake` console script, kept free of heavy imports.
+
+Worker processes started with the spawn method (the decode-cache builder's pool) re-run the parent's
+script as `__mp_main__`; pointing the script here instead of at cli.py spares every worker the import
+of Lightning and torch (seconds each, which made first-time cache builds twice as slow).
+"""
+
+
+def main() -> None:
+    from .cli import main as cli_main
+
+    cli_main()
