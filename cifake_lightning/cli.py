@@ -13,6 +13,7 @@ unusable checkpoint) print one line naming the file or option, without a traceba
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 # Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the notices are not actionable here.
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
+from jsonargparse import DefaultHelpFormatter
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
@@ -56,6 +58,23 @@ class LoggedSaveConfig(SaveConfigCallback):
                 lg.experiment.config.update({"config": resolved}, allow_val_change=True)
 
 
+MAIN_HELP = """cifake: train, test, explain and compare detectors of AI-generated images.
+
+Lightning subcommands (below): fit, validate, test, predict, e.g.
+    cifake fit --config configs/baseline.yaml --data.root /data/cifake
+    cifake test --ckpt runs/baseline/version_0/checkpoints/last.ckpt --data configs/data/ood_genset.yaml
+Project commands, each with --help:
+    cifake data synth|download|prepare|verify|classes    datasets and the decode cache
+    cifake models [PATTERN]                              models addressable by name
+    cifake explain --ckpt CKPT                           IG, occlusion, Grad-CAM, band-ablation maps
+    cifake sweep local|list|check SWEEP.yaml             W&B sweep files, run offline
+    cifake report RUNS_DIR                               comparison page of many runs"""
+
+
+class RawHelp(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """jsonargparse's help, with descriptions kept as written (examples stay one per line)."""
+
+
 class CifakeCLI(LightningCLI):
     """LightningCLI with the project's defaults: tracking section, checkpointing, resumable runs."""
 
@@ -70,7 +89,7 @@ class CifakeCLI(LightningCLI):
             trainer_defaults={"callbacks": [RunInfo(), EpochSeed()], "default_root_dir": "runs"},
             seed_everything_default=0,
             auto_configure_optimizers=False,
-            parser_kwargs={"default_env": False},
+            parser_kwargs={"default_env": False, "description": MAIN_HELP, "formatter_class": RawHelp},
             args=args,
             run=run,
         )

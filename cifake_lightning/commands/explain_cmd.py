@@ -21,9 +21,10 @@ def _parser():
     from jsonargparse import ArgumentParser
     from lightning import LightningDataModule
 
+    from ..cli import RawHelp
     from ..explain.report import ExplainSettings
 
-    p = ArgumentParser(prog="cifake explain", description=__doc__)
+    p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=RawHelp)
     p.add_argument("--ckpt", type=str, required=True, help="checkpoint written by `cifake fit`")
     p.add_argument(
         "--images",
