@@ -36,7 +36,7 @@ class CachedImageDataModule(L.LightningDataModule):
         batch_size: training batch size per process.
         eval_batch_size: batch size for validation/test/predict (default 128). Bigger is not faster on
             a CPU: for the small CNNs 128 runs 2.5x faster than 2048, whose activations no longer fit
-            in cache (benchmarks/results/predict_speed.md); on a GPU 128 is already past the overhead.
+            in cache (benchmarks/results/predict_speed.md). Not measured on a GPU, where larger may pay.
         augment: training augmentations (run batched on the model's device).
         cache_dir: where decoded caches live (default: $CIFAKE_CACHE or the user cache dir).
         on_bad_file: "error" stops at the first unreadable image and names it; "skip" skips and counts;
