@@ -88,6 +88,16 @@ def cifake(
     return r
 
 
+def latest_version(folder: Path) -> Path:
+    """The newest runs/<name>/version_N (or results/<name>/version_N) folder."""
+    return sorted(folder.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+
+
+def best_checkpoint(run: Path) -> Path:
+    """The run's best-validation checkpoint, else its last one."""
+    return (sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"])[-1]
+
+
 def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) -> dict:
     """`cifake fit` then `cifake test` on the best checkpoint; returns test metrics and wall time."""
     t0 = time.perf_counter()
@@ -105,8 +115,8 @@ def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) ->
         cwd=workdir,
     )
     fit_s = time.perf_counter() - t0
-    run = sorted((workdir / "runs" / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-    best = sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"]
+    run = latest_version(workdir / "runs" / name)
+    best = best_checkpoint(run)
     cifake(
         "test",
         "--config",
@@ -114,20 +124,20 @@ def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) ->
         "--name",
         name,
         "--ckpt_path",
-        str(best[-1]),
+        str(best),
         "--trainer.enable_progress_bar",
         "false",
         *overrides,
         cwd=workdir,
     )
-    res = sorted((workdir / "results" / name).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    res = latest_version(workdir / "results" / name)
     metrics = json.loads((res / "metrics.json").read_text())["metrics"]
     epochs = _epochs(run)
     return {
         **{k.removeprefix("test/"): v for k, v in metrics.items()},
         "fit_s": fit_s,
         "epochs": epochs,
-        "best_ckpt": best[-1].name,
+        "best_ckpt": best.name,
     }
 
 

@@ -17,14 +17,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from ._common import cifake, markdown_table, record
+from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
 
 REPO = Path(__file__).resolve().parents[1]
 PATHS = ["plain", "augment", "autoencoder", "autoencoder_augment"]
-
-
-def _latest(folder: Path) -> Path:
-    return sorted(folder.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
 
 
 def main() -> None:
@@ -57,7 +53,7 @@ def main() -> None:
         *data,
         cwd=work,
     )
-    ae_run = _latest(work / "runs" / "isitcap_autoencoder")
+    ae_run = latest_version(work / "runs" / "isitcap_autoencoder")
     ae_ckpt = ae_run / "checkpoints" / "last.ckpt"
     with open(ae_run / "metrics.csv") as f:
         psnr = [float(r["val/psnr"]) for r in csv.DictReader(f) if r.get("val/psnr")][-1]
@@ -77,8 +73,8 @@ def main() -> None:
             *extra,
             cwd=work,
         )
-        run = _latest(work / "runs" / f"isitcap-{path}")
-        ckpt = (sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"])[-1]
+        run = latest_version(work / "runs" / f"isitcap-{path}")
+        ckpt = best_checkpoint(run)
         test_data = [f"--data.root={root}"] + (
             [f"--data.cache_dir={args.cache_dir}"] if args.cache_dir else []
         )
@@ -100,7 +96,7 @@ def main() -> None:
         rep = {
             r["source"]: r
             for r in json.loads(
-                (_latest(work / "results" / f"isitcap-{path}-ood") / "report.json").read_text()
+                (latest_version(work / "results" / f"isitcap-{path}-ood") / "report.json").read_text()
             )["sources"]
         }
         out = work / "explain" / path

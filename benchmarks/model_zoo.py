@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ._common import cifake, markdown_table, record
+from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,8 +85,8 @@ def main() -> None:
             cwd=work,
         )
         fit_s = time.perf_counter() - t
-        run = sorted((work / "runs" / fam).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
-        ckpt = (sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"])[-1]
+        run = latest_version(work / "runs" / fam)
+        ckpt = best_checkpoint(run)
         info = json.loads((run / "run_info_fit.json").read_text())
         test_over = [f"--data.root={root}"] + (
             [f"--data.cache_dir={args.cache_dir}"] if args.cache_dir else []
@@ -106,9 +106,7 @@ def main() -> None:
             "--tracking.wandb=false",
             cwd=work,
         )
-        res = sorted(
-            (work / "results" / f"{fam}-ood").glob("version_*"), key=lambda p: int(p.name.split("_")[1])
-        )[-1]
+        res = latest_version(work / "results" / f"{fam}-ood")
         report = {r["source"]: r for r in json.loads((res / "report.json").read_text())["sources"]}
         with open(res / "predictions.csv") as f:
             preds = [
