@@ -30,7 +30,7 @@ from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
-from .tracking.loggers import Tracking, build_loggers, next_version
+from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
 
 DEFAULT_MODEL = {
     "class_path": "cifake_lightning.models.ImageClassifier",
@@ -131,16 +131,18 @@ class CifakeCLI(LightningCLI):
         run_dir = Path(tracking["save_dir"]) / self._name
         self._version = None
         self._resume_epoch = None
-        if self.subcommand == "fit" and cfg.get("ckpt_path") == "last":
-            found = sorted(run_dir.glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        ckpt = cfg.get("ckpt_path")
+        if self.subcommand == "fit" and ckpt == "last":
+            found = _newest(run_dir, "last.ckpt")
             if found:
                 from .models.checkpoint import read_checkpoint
 
-                cfg["ckpt_path"] = str(found[-1])
-                self._version = int(found[-1].parents[1].name.split("_")[1])
-                self._resume_epoch = int(read_checkpoint(found[-1]).get("epoch", 0))
+                cfg["ckpt_path"] = str(found)
+                self._version = int(found.parents[1].name.split("_")[1])
+                self._resume_epoch = int(read_checkpoint(found).get("epoch", 0))
                 print(
-                    f"cifake: resuming {self._name} from {found[-1]} (epoch {self._resume_epoch} done)",
+                    f"cifake: resuming {self._name} from {found} "
+                    f"({self._resume_epoch + 1} epoch(s) done; continuing with epoch {self._resume_epoch + 2})",
                     file=sys.stderr,
                 )
             else:
@@ -149,8 +151,6 @@ class CifakeCLI(LightningCLI):
                     f"cifake: no last.ckpt under {run_dir}/version_*/checkpoints; starting a new run",
                     file=sys.stderr,
                 )
-        if self._version is None:
-            self._version = next_version(run_dir)
         ckpt = cfg.get("ckpt_path")
         if ckpt and ckpt not in ("last", "best", "hpc") and not Path(ckpt).is_file():
             raise CheckpointError("checkpoint file not found", ckpt)
@@ -158,16 +158,57 @@ class CifakeCLI(LightningCLI):
         if self.subcommand in ("test", "predict"):
             key = "report" if self.subcommand == "test" else "predictions"
             _check_writable(Path(cfg[key]["results_dir"]), f"{key}.results_dir")
+        if self._version is None:
+            self._version = reserve_version(run_dir)
 
     def _parse_ckpt_path(self) -> None:
-        if not self.config.get("subcommand"):
-            return
-        ckpt = self.config[self.config.subcommand].get("ckpt_path")
-        if ckpt and Path(ckpt).is_file():
-            from .models.checkpoint import read_checkpoint
+        """Resolve and vet the checkpoint, then let its saved model config replace the command line's.
 
-            read_checkpoint(ckpt)  # raises CheckpointError for non-checkpoints and unsafe pickles
+        Runs before `before_instantiate_classes`. The checkpoint's hyper-parameters decide the model
+        (so `--ckpt` alone rebuilds it); an option given on the command line or in --config that
+        contradicts them would be silently ignored by Lightning, so it is refused here, except for
+        runtime-only options (compile, channels_last, collect_predictions), which are honoured.
+        """
+        sub = self.config.get("subcommand")
+        if not sub:
+            return
+        cfg = self.config[sub]
+        if sub in ("validate", "test", "predict"):
+            run_dir = Path(cfg["tracking"]["save_dir"]) / self._run_name(cfg)
+            cfg["ckpt_path"] = _resolve_eval_checkpoint(cfg.get("ckpt_path"), run_dir, sub)
+        ckpt = cfg.get("ckpt_path")
+        if not (ckpt and Path(ckpt).is_file()):
+            super()._parse_ckpt_path()
+            return
+        from .models.checkpoint import read_checkpoint
+
+        read_checkpoint(ckpt)  # raises CheckpointError for non-checkpoints, unsafe pickles, foreign classes
+        if sub == "fit":  # resuming: the config given is the run's own
+            super()._parse_ckpt_path()
+            return
+        given = _flatten(_as_dict(cfg["model"]))
+        default = _flatten(_as_dict(self._subcommand_parsers[sub].get_defaults()["model"]))
         super()._parse_ckpt_path()
+        cfg = self.config[sub]
+        saved = _flatten(_as_dict(cfg["model"]))
+        conflicts = []
+        for key, value in given.items():
+            if key in default and default[key] == value:
+                continue  # not set by the user: the checkpoint decides
+            if key.startswith(("init_args.optimizer", "init_args.scheduler")):
+                continue  # training-only: irrelevant when scoring
+            if key in RUNTIME_MODEL_OPTIONS:
+                cfg[f"model.{key}"] = value  # honoured: does not change what the model computes
+                continue
+            if saved.get(key, _MISSING) != value:
+                conflicts.append((key, value, saved.get(key, "(no such option)")))
+        if conflicts:
+            shown = "; ".join(f"model.{k} = {v!r} but the checkpoint has {s!r}" for k, v, s in conflicts[:4])
+            raise ConfigError(
+                "model",
+                f"{shown}. A checkpoint is scored with the model it was trained as; remove these options "
+                "(or the --config that sets them) to use the checkpoint's own",
+            )
 
     def instantiate_classes(self) -> None:
         try:
@@ -208,6 +249,59 @@ class CifakeCLI(LightningCLI):
                     ckpt,
                 ) from e
             raise
+
+
+_MISSING = object()
+#: Model options that change how, not what, the model computes; a test/predict run may set them freely.
+RUNTIME_MODEL_OPTIONS = ("init_args.compile", "init_args.channels_last", "init_args.collect_predictions")
+
+
+def _as_dict(node):
+    return node.as_dict() if hasattr(node, "as_dict") else node
+
+
+def _flatten(node, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists and other values are leaves."""
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): node}
+    out = {}
+    for k, v in node.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def _newest(run_dir: Path, pattern: str) -> Path | None:
+    """The most recently written checkpoint matching `pattern` in any version of a run, or None."""
+    found = sorted(run_dir.glob(f"version_*/checkpoints/{pattern}"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _resolve_eval_checkpoint(ckpt: str | None, run_dir: Path, subcommand: str) -> str:
+    """The checkpoint file a validate/test/predict run scores; never silently an untrained model.
+
+    Outside `fit` Lightning resolves "last"/"best" from callbacks that are not there, only warns, and
+    then scores the randomly initialised model. Here "last" and "best" mean the newest `last.ckpt` /
+    `best-*.ckpt` of the run named by --name (or the config's file name), and no checkpoint is an error.
+    """
+    if ckpt in ("last", "best"):
+        found = _newest(run_dir, "last.ckpt" if ckpt == "last" else "best-*.ckpt")
+        if found is None:
+            raise CheckpointError(
+                f"--ckpt_path {ckpt}: no {'last.ckpt' if ckpt == 'last' else 'best-*.ckpt'} in any "
+                f"version of this run (set --name to the run that was trained, or give the file)",
+                run_dir / "version_*" / "checkpoints",
+            )
+        print(f"cifake: {subcommand} uses {found}", file=sys.stderr)
+        return str(found)
+    if not ckpt:
+        raise ConfigError(
+            "ckpt_path",
+            f"`cifake {subcommand}` needs a trained checkpoint: --ckpt PATH (or --ckpt_path last|best "
+            "with the run's --name); scoring an untrained model gives meaningless numbers",
+        )
+    if ckpt == "hpc":
+        raise ConfigError("ckpt_path", "'hpc' is only meaningful while fitting on a SLURM cluster")
+    return ckpt
 
 
 def _check_writable(folder: Path, option: str) -> None:
@@ -255,11 +349,37 @@ def _apply_aliases(argv: list[str]) -> list[str]:
     return out
 
 
+class _Interrupted:
+    """Remembers a Ctrl-C: Lightning turns KeyboardInterrupt into `sys.exit(1)` after its clean-up."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.seen = True
+        raise KeyboardInterrupt
+
+
+def _fail(message: str) -> None:
+    release_empty_versions()
+    print(f"cifake: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
+    import signal
+    import threading
+
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     from .commands import PROJECT_COMMANDS
 
+    installed, previous = False, None
+    if threading.current_thread() is threading.main_thread():
+        _Interrupted.seen = False
+        previous, installed = signal.signal(signal.SIGINT, _Interrupted.handler), True
     try:
         if argv and argv[0] in PROJECT_COMMANDS:
             PROJECT_COMMANDS[argv[0]](argv[1:])
@@ -274,11 +394,25 @@ def main(argv: list[str] | None = None) -> None:
     except CifakeError as e:
         if os.environ.get("CIFAKE_DEBUG"):
             raise
-        print(f"cifake: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e))
+    except MisconfigurationException as e:  # Lightning's own "this option value is invalid"
+        if os.environ.get("CIFAKE_DEBUG"):
+            raise
+        _fail(f"trainer: {str(e).splitlines()[0]}")
     except KeyboardInterrupt:
         print("cifake: interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as e:
+        if _Interrupted.seen and e.code == 1:  # Lightning's exit after a Ctrl-C: report it as one (130)
+            print(
+                "cifake: interrupted (`--ckpt_path last` resumes from the last completed epoch)",
+                file=sys.stderr,
+            )
+            sys.exit(130)
+        raise
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ class CheckpointError(CifakeError):
         super().__init__(f"{path}: {message}")
 
 
+class OutputError(CifakeError):
+    """A result, cache or checkpoint file could not be written (full disk, permissions)."""
+
+    def __init__(self, message: str, path: str | Path):
+        self.path = Path(path)
+        super().__init__(f"{path}: {message}")
+
+
 class ConfigError(CifakeError):
     """An option has a value that passes type checks but makes no sense (names the option)."""
 

@@ -10,15 +10,22 @@ from typing import Any
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write a file via a temporary name + rename, so readers never see a half-written result."""
+    from .errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(data, bytes):
             tmp.write_bytes(data)
         else:
             tmp.write_text(data)
         os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(
+            f"could not be written ({e.strerror or e}); the previous version of this file, if any, is kept",
+            path,
+        ) from e
     finally:
         if tmp.exists():
             tmp.unlink()

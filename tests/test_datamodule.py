@@ -30,7 +30,9 @@ def test_val_size_fraction_and_zero(cifake_root):
 
 
 def test_val_size_too_large(cifake_root):
-    with pytest.raises(ValueError, match="data.val_size"):
+    from cifake_lightning.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.val_size"):
         _dm(cifake_root, val_size=600).setup()
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from cifake_lightning.data.archive import extract_archive
 from cifake_lightning.data.image_io import decode_image_bytes
-from cifake_lightning.errors import CheckpointError, DataError, ImageDecodeError
+from cifake_lightning.errors import CheckpointError, DataError, ImageDecodeError, OutputError
 from cifake_lightning.models.checkpoint import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def test_full_disk_leaves_previous_results_intact(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(utils.os, "replace", full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OutputError, match="No space"):
         utils.write_json(target, {"acc": 0.1})
     monkeypatch.setattr(utils.os, "replace", real_replace)
     assert json.loads(target.read_text()) == {"acc": 0.9} and not list(tmp_path.glob(".*.tmp"))

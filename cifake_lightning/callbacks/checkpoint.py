@@ -1,17 +1,75 @@
-"""ModelCheckpoint that keeps `last.ckpt` always and the best one when its metric exists.
+"""Checkpointing of `cifake fit`: best-by-metric plus last, written so that a crash never truncates one.
 
 Lightning's ModelCheckpoint raises when the monitored metric is never logged (e.g. `val_size: 0`
 means no validation). Here that case degrades to saving `last.ckpt` only, with one warning.
+
+Lightning saves through fsspec, which writes into a temporary file elsewhere (often /tmp) and then
+*copies* it over the target: a disk that fills during that copy leaves a truncated checkpoint under
+the final name. `AtomicCheckpointIO` writes the bytes to a temporary name in the target folder,
+fsyncs them, and renames, so the previous file stays intact until the new one is complete; a failed
+write stops the run with one line naming the file.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
+
+from ..errors import OutputError
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. platforms that cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to `.<name>.<pid>.tmp` beside the target, fsync, rename; errors name the file."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except (OSError, RuntimeError) as e:  # torch's zip writer reports ENOSPC as a RuntimeError
+            first = (str(e).splitlines() or [""])[0][:200]
+            raise OutputError(
+                f"checkpoint could not be written ({type(e).__name__}: {first}); the previous checkpoint "
+                "of this name, if any, is intact (full disk?)",
+                path,
+            ) from e
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
 
 class BestCheckpoint(ModelCheckpoint):
-    """Best-by-`monitor` plus last checkpoint, in ``<run>/version_N/checkpoints``."""
+    """Best-by-`monitor` plus last checkpoint, in ``<run>/version_N/checkpoints``, written atomically.
+
+    `last.ckpt` is written at the end of every epoch (after validation), so it always holds the newest
+    completed epoch; its ``epoch`` key is Lightning's 0-based index of that epoch.
+    """
 
     def __init__(
         self,
@@ -36,6 +94,11 @@ class BestCheckpoint(ModelCheckpoint):
             every_n_train_steps=every_n_train_steps,
         )
         self._warned_missing = False
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep any IO plugin the user chose
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     def _save_topk_checkpoint(self, trainer, monitor_candidates) -> None:
         if self.monitor is not None and self.monitor not in monitor_candidates:

@@ -6,7 +6,6 @@ tell whether two runs are comparable, or why a metric changed.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 
-from ..utils import run_dir
+from ..utils import run_dir, write_json
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -104,11 +103,7 @@ class RunInfo(L.Callback):
             trainer
         )  # not trainer.log_dir: it is a collective call, and only rank zero gets here
         if trainer.is_global_zero and folder is not None:
-            path = folder / f"run_info_{stage}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(info, indent=2, default=str))
-            os.replace(tmp, path)
+            write_json(folder / f"run_info_{stage}.json", info)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         info = {

@@ -84,13 +84,16 @@ def _run_config_data(ckpt: Path):
 def main(argv: list[str]) -> None:
     from jsonargparse import Namespace
 
-    from ..errors import CifakeError
+    from ..errors import CifakeError, ConfigError
     from ..explain.probe import choose_probe
     from ..explain.report import ExplainSettings, explain, write_outputs
     from ..models.checkpoint import load_classifier
 
     parser = _parser()
     cfg = parser.parse_args(argv)
+    for option in ("n", "batch_size"):
+        if cfg[option] < 1:
+            raise ConfigError(f"--{option}", f"must be at least 1, got {cfg[option]}")
     ckpt = Path(cfg.ckpt)
     device = torch.device(
         "cuda"

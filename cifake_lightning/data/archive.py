@@ -2,6 +2,12 @@
 
 Zip members with absolute paths, `..` components or symlinks are refused (zip-slip); tar archives
 go through tarfile's "data" filter, which refuses the same plus device files and unsafe links.
+
+Archive bombs: an archive whose members add up to more than `max_bytes` (default 64 GiB, twice
+CIFAKE-plus-everything) or that would expand more than `max_ratio` times its own size (default 100;
+image datasets are already compressed and expand ~1x) is refused before anything is written, and
+zip members are copied with a byte count, so a header that understates a member's size cannot be used
+to write more than it declared.
 """
 
 from __future__ import annotations
@@ -20,7 +26,41 @@ def _check_member(name: str, dest: Path, archive: Path) -> Path:
     return target
 
 
-def extract_archive(archive: str | Path, dest: str | Path) -> int:
+MAX_BYTES = 64 * 2**30
+MAX_RATIO = 100.0
+
+
+def _check_total(total: int, archive: Path, max_bytes: int, max_ratio: float) -> None:
+    size = max(archive.stat().st_size, 1)
+    if total > max_bytes:
+        raise DataError(
+            f"refused: it would unpack to {total / 2**30:.1f} GiB, over the {max_bytes / 2**30:.0f} GiB limit",
+            archive,
+        )
+    if total / size > max_ratio:
+        raise DataError(
+            f"refused: it would unpack to {total:,} bytes from {size:,} ({total / size:.0f}x; an archive bomb?). "
+            f"Image datasets expand about 1x; the limit is {max_ratio:.0f}x",
+            archive,
+        )
+
+
+def _copy_limited(src, dst_path: Path, limit: int, name: str, archive: Path) -> None:
+    dst_path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with open(dst_path, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > limit:
+                dst.close()
+                dst_path.unlink()
+                raise DataError(f"refused: member {name!r} is larger than its header says", archive)
+            dst.write(chunk)
+
+
+def extract_archive(
+    archive: str | Path, dest: str | Path, max_bytes: int = MAX_BYTES, max_ratio: float = MAX_RATIO
+) -> int:
     """Extract a .zip or .tar(.gz/.bz2/.xz) into `dest`; returns the number of files written."""
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
@@ -34,13 +74,21 @@ def extract_archive(archive: str | Path, dest: str | Path) -> int:
                 _check_member(m.filename, dest, archive)
                 if (m.external_attr >> 16) & 0o170000 == 0o120000:
                     raise DataError(f"refused: member {m.filename!r} is a symbolic link", archive)
-            zf.extractall(dest)
+            _check_total(sum(m.file_size for m in members), archive, max_bytes, max_ratio)
+            for m in members:
+                target = _check_member(m.filename, dest, archive)
+                if m.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                with zf.open(m) as src:
+                    _copy_limited(src, target, m.file_size, m.filename, archive)
             return sum(1 for m in members if not m.is_dir())
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
             for m in members:
                 _check_member(m.name, dest, archive)
+            _check_total(sum(m.size for m in members if m.isfile()), archive, max_bytes, max_ratio)
             try:
                 tf.extractall(dest, filter="data")
             except tarfile.FilterError as e:

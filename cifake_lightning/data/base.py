@@ -86,6 +86,7 @@ class CachedImageDataModule(L.LightningDataModule):
         self.progress = progress
         self.augmentation = build_augmentation(self.augment_config, self.image_size)
         self.splits: dict[str, DecodedSplit] = {}
+        self._stage: str | None = None  # the stage setup() was called for ("fit", "test", ...)
         self._device_copies: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ subclass interface
@@ -141,6 +142,7 @@ class CachedImageDataModule(L.LightningDataModule):
                     f"{name}: {len(split.skipped)} file(s) were skipped as unreadable ({shown}{more})",
                     stacklevel=2,
                 )
+        self._stage = stage
         self.splits = self._carve(decoded)
 
     # ------------------------------------------------------------------ loaders

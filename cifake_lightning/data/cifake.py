@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .base import CachedImageDataModule
 from .cache import DecodedSplit, Source
 from .download import KAGGLE_CIFAKE, data_home, download_kaggle
@@ -75,10 +75,14 @@ class CIFAKEDataModule(CachedImageDataModule):
         train, test = decoded["train"], decoded["test"]
         n_val = self.val_size if isinstance(self.val_size, int) else round(self.val_size * len(train))
         if n_val >= len(train):
-            raise ValueError(
-                f"data.val_size={self.val_size} leaves no training images (train has {len(train)}); "
-                "use a smaller count or a fraction such as 0.1"
-            )
+            if self._stage in ("test", "predict"):  # scoring needs no validation split: skip it
+                n_val = 0
+            else:
+                raise ConfigError(
+                    "data.val_size",
+                    f"{self.val_size} leaves no training images (train has {len(train)}); "
+                    "use a smaller count or a fraction such as 0.1",
+                )
         leaks = set(train.hashes) & set(test.hashes)
         if leaks:
             warnings.warn(

@@ -159,3 +159,34 @@ def load_image_tensor(path: str | Path, size: int = 32, resize: str | None = Non
     import torch
 
     return torch.from_numpy(load_image(path, size, resize).transpose(2, 0, 1).copy())
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Initializer of decode worker processes: exit as soon as the process that started them is gone.
+
+    A `cifake` run killed with SIGKILL cannot shut its process pool down, and the spawned workers would
+    otherwise keep decoding for minutes. On Linux the kernel delivers SIGKILL to the worker when its
+    parent dies (PR_SET_PDEATHSIG); everywhere, a daemon thread also polls the parent's pid.
+    """
+    import os
+    import threading
+    import time
+
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: the thread below covers it
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

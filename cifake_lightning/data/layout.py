@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,29 +71,64 @@ def is_junk(name: str) -> bool:
 
 
 def list_files(folder: Path, root: Path, recursive: bool = False) -> list[FileEntry]:
-    """Every non-junk regular file in `folder` (and below, if recursive), sorted by relative path."""
+    """Every non-junk regular file in `folder` (and below, if recursive), sorted by relative path.
+
+    Symbolic links are followed, but a link back to a folder already being listed (a loop) stops with an
+    error naming it, and links whose target lies outside `root` are named in one warning (the data is
+    then not all under the root you gave, which matters for provenance and for leakage checks).
+    """
     if not folder.is_dir():
         raise DataError("folder not found" if not folder.exists() else "is not a folder", folder)
     root_prefix = os.path.join(str(root), "")
     if not os.path.join(str(folder), "").startswith(root_prefix):
         raise DataError(f"is not inside the dataset root {root}", folder)
+    real_root = os.path.join(os.path.realpath(root), "")
     entries = []
+    outside: list[str] = []
     prefix = len(root_prefix)  # relative paths by slicing: pathlib per file is slow for 120k files
-    stack = [str(folder)]
+    st0 = os.stat(folder)
+    stack = [(str(folder), frozenset({(st0.st_dev, st0.st_ino)}))]
     while stack:
-        with os.scandir(stack.pop()) as it:
+        current, ancestors = stack.pop()
+        try:
+            it = os.scandir(current)
+        except OSError as e:
+            raise DataError(f"cannot list this folder ({e.strerror or e})", current) from None
+        with it:
             for e in it:
                 if is_junk(e.name):
                     continue
-                if e.is_dir():
+                try:
+                    is_dir, is_file = e.is_dir(), e.is_file()
+                    st = e.stat() if (is_dir or is_file) else None
+                except OSError as err:  # e.g. ELOOP: a link that points at itself
+                    raise DataError(f"cannot read this entry ({err.strerror or err})", e.path) from None
+                if st is None:
+                    continue  # dangling link, socket, device: not an image
+                if e.is_symlink() and not os.path.join(os.path.realpath(e.path), "").startswith(real_root):
+                    outside.append(e.path)
+                if is_dir:
                     if recursive:
-                        stack.append(e.path)
+                        key = (st.st_dev, st.st_ino)
+                        if key in ancestors:
+                            raise DataError(
+                                f"symbolic link loop: it leads back to {os.path.realpath(e.path)}, which is "
+                                "already being listed; remove the link",
+                                e.path,
+                            )
+                        stack.append((e.path, ancestors | {key}))
                     continue
-                if not e.is_file():
+                if not is_file:
                     continue
-                st = e.stat()
                 rel = e.path[prefix:].replace(os.sep, "/")
                 entries.append(FileEntry(Path(e.path), rel, st.st_size, st.st_mtime_ns))
+    if outside:
+        warnings.warn(
+            f"{len(outside)} symbolic link(s) under {folder} point outside the dataset root {root} "
+            f"(e.g. {outside[0]} -> {os.path.realpath(outside[0])}); their targets are read as if they were "
+            "part of the dataset",
+            stacklevel=3,
+        )
     entries.sort(key=lambda f: f.rel)
     return entries
 

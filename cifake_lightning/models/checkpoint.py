@@ -28,13 +28,60 @@ def read_checkpoint(path: str | Path) -> dict:
             "only checkpoints written by Lightning/cifake load safely",
             path,
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - a random or damaged file raises anything from KeyError to struct.error
+        first = (str(e).splitlines() or [""])[0][:160]
         raise CheckpointError(
-            f"not a readable PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})", path
+            f"not a readable PyTorch checkpoint ({type(e).__name__}: {first})", path
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError("not a Lightning checkpoint (no state_dict)", path)
+    version = ckpt.get("pytorch-lightning_version")
+    if not isinstance(version, str):
+        raise CheckpointError(
+            "not a Lightning checkpoint (no 'pytorch-lightning_version' key: it was not written by "
+            "`cifake fit` or Lightning's Trainer)",
+            path,
+        )
+    try:
+        from packaging.version import InvalidVersion, Version
+
+        Version(version)
+    except InvalidVersion:
+        raise CheckpointError(f"has an unreadable Lightning version {version!r}", path) from None
+    check_class_paths(ckpt.get("hyper_parameters", {}), path)
     return ckpt
+
+
+#: Classes a checkpoint's saved config may name. Rebuilding a model imports the modules its config names,
+#: so a checkpoint from elsewhere could otherwise make `cifake test` import any installed module.
+ALLOWED_CLASS_PREFIXES = (
+    "cifake_lightning.",
+    "torch.optim.",
+    "torch.nn.",
+    "timm.",
+    "lightning.pytorch.cli.",  # LightningCLI's own instantiator and callables
+)
+
+
+def check_class_paths(hparams, path: str | Path) -> None:
+    """Refuse a checkpoint whose hyper-parameters name classes outside the project and torch's optimisers."""
+
+    def walk(node, where: str):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in ("class_path", "_class_path", "_instantiator") and isinstance(v, str):
+                    if not v.startswith(ALLOWED_CLASS_PREFIXES):
+                        raise CheckpointError(
+                            f"refused: its saved config names {v!r} ({where}{k}); only cifake_lightning, "
+                            "torch.optim/torch.nn, timm and Lightning classes are rebuilt from checkpoints",
+                            path,
+                        )
+                walk(v, f"{where}{k}.")
+        elif isinstance(node, list | tuple):
+            for i, v in enumerate(node):
+                walk(v, f"{where}{i}.")
+
+    walk(hparams, "hyper_parameters.")
 
 
 def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):

@@ -200,10 +200,22 @@ class ImageClassifier(LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        from ..errors import ConfigError
+
+        try:  # torch validates lr, betas, eps, ... only here, at the start of fit
+            optimizer = self.optimizer_factory(self.parameters())
+        except (ValueError, TypeError) as e:
+            raise ConfigError("model.optimizer", str(e)) from e
+        for group in optimizer.param_groups:  # torch accepts lr=0, which silently trains nothing
+            lr = group.get("lr")
+            if isinstance(lr, int | float) and lr <= 0:
+                raise ConfigError("model.optimizer", f"learning rate must be > 0, got {lr}")
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        try:
+            scheduler = self.scheduler_factory(optimizer)
+        except (ValueError, TypeError) as e:
+            raise ConfigError("model.scheduler", str(e)) from e
         config = {"scheduler": scheduler}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"

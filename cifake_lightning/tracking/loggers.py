@@ -71,6 +71,46 @@ def next_version(run_dir: Path) -> int:
     return max(versions, default=-1) + 1
 
 
+#: Version folders this process reserved; `release_empty_versions` removes those a failed run left empty.
+_reserved: list[Path] = []
+
+
+def release_empty_versions() -> None:
+    """Remove reserved version folders that stayed empty (the run failed before writing anything)."""
+    while _reserved:
+        try:
+            _reserved.pop().rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+
+
+def reserve_version(run_dir: Path) -> int:
+    """Create `run_dir/version_N` exclusively and return N, so two runs started together never share one.
+
+    DDP ranks other than zero re-run this command; they take the version rank zero reserved (passed in
+    the environment, which Lightning's launcher copies) instead of reserving another.
+    """
+    inherited = os.environ.get("CIFAKE_RUN_VERSION", "")
+    if os.environ.get("LOCAL_RANK", "0") != "0" and inherited.rpartition(":")[0] == f"{run_dir}":
+        return int(inherited.rpartition(":")[2])
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from ..errors import ConfigError
+
+        raise ConfigError("tracking.save_dir", f"cannot create {run_dir} ({e.strerror or e})") from None
+    version = next_version(run_dir)
+    while True:
+        try:
+            (run_dir / f"version_{version}").mkdir()
+            _reserved.append(run_dir / f"version_{version}")
+            break
+        except FileExistsError:
+            version += 1
+    os.environ["CIFAKE_RUN_VERSION"] = f"{run_dir}:{version}"
+    return version
+
+
 def build_loggers(
     tracking: Tracking, name: str, version: int | None = None, resume_epoch: int | None = None
 ) -> list:
