@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cifake_lightning.evaluate.table import latest_results
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -130,7 +132,7 @@ def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) ->
         *overrides,
         cwd=workdir,
     )
-    res = latest_version(workdir / "results" / name)
+    res = latest_results(workdir / "results", best)
     metrics = json.loads((res / "metrics.json").read_text())["metrics"]
     epochs = _epochs(run)
     return {

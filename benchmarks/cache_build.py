@@ -26,7 +26,7 @@ t = time.perf_counter()
 from cifake_lightning.data import CIFAKEDataModule
 dm = CIFAKEDataModule(root=sys.argv[1], cache_dir=sys.argv[2], val_size=10000 if int(sys.argv[3]) > 20000 else 0, progress=False)
 dm.setup()
-print(json.dumps({"seconds": time.perf_counter() - t, "n": sum(len(s) for s in dm.splits.values())}))
+print(json.dumps({"seconds": time.perf_counter() - t, "n": sum(len(dm.manifest(s)) for s in dm.split_names)}))
 """
 
 

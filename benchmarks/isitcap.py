@@ -17,6 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from cifake_lightning.evaluate.table import latest_results
+
 from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,9 +97,9 @@ def main() -> None:
         )
         rep = {
             r["source"]: r
-            for r in json.loads(
-                (latest_version(work / "results" / f"isitcap-{path}-ood") / "report.json").read_text()
-            )["sources"]
+            for r in json.loads((latest_results(work / "results", ckpt) / "report.json").read_text())[
+                "sources"
+            ]
         }
         out = work / "explain" / path
         cifake(

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cifake_lightning.evaluate.table import latest_results
+
 from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,9 +38,9 @@ FAMILIES = {
 
 
 def _f1(rows: list[dict]) -> float:
-    tp = sum(1 for r in rows if r["label"] == "1" and float(r["p_fake"]) >= 0.5)
-    fp = sum(1 for r in rows if r["label"] == "0" and float(r["p_fake"]) >= 0.5)
-    fn = sum(1 for r in rows if r["label"] == "1" and float(r["p_fake"]) < 0.5)
+    tp = sum(1 for r in rows if r["label"] == "fake" and float(r["p_fake"]) >= 0.5)
+    fp = sum(1 for r in rows if r["label"] == "real" and float(r["p_fake"]) >= 0.5)
+    fn = sum(1 for r in rows if r["label"] == "fake" and float(r["p_fake"]) < 0.5)
     return 2 * tp / max(1, 2 * tp + fp + fn)
 
 
@@ -106,13 +108,13 @@ def main() -> None:
             "--tracking.wandb=false",
             cwd=work,
         )
-        res = latest_version(work / "results" / f"{fam}-ood")
+        res = latest_results(work / "results", ckpt)
         report = {r["source"]: r for r in json.loads((res / "report.json").read_text())["sources"]}
         with open(res / "predictions.csv") as f:
             preds = [
                 r for r in csv.DictReader(f) if r["source"] in (args.reference_real, args.reference_fake)
             ]
-        acc_in = sum((float(r["p_fake"]) >= 0.5) == (r["label"] == "1") for r in preds) / len(preds)
+        acc_in = sum((float(r["p_fake"]) >= 0.5) == (r["label"] == "fake") for r in preds) / len(preds)
         row = {
             "model": fam,
             "params": info.get("params"),

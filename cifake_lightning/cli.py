@@ -249,6 +249,10 @@ class CifakeCLI(LightningCLI):
                     ckpt,
                 ) from e
             raise
+        if subcommand == "test":
+            for cb in self.trainer.callbacks:
+                if isinstance(cb, TestReport) and cb.robustness:
+                    cb.run_robustness(self.trainer, self.model)
 
 
 _MISSING = object()

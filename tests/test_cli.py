@@ -167,7 +167,9 @@ def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_pat
             "--data.progress", "false", "--trainer.enable_progress_bar", "false", "--tracking.wandb", "false",
             ]
         )  # fmt: skip
-    with open(tmp_path / "results" / "scored" / "version_0" / "predictions.csv", newline="") as f:
+    from cifake_lightning.evaluate.table import latest_results
+
+    with open(latest_results(tmp_path / "results", demo_ckpt) / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     expected = [f"a/{i}.jpg" for i in range(5)] + ["b/c/" + f"{i}.jpg" for i in range(5)] + ["big.png"]
     assert sorted(r["file"] for r in rows) == sorted(expected)

@@ -14,19 +14,19 @@ def test_splits_sizes_and_determinism(cifake_root):
     a, b, c = _dm(cifake_root), _dm(cifake_root), _dm(cifake_root, seed=1)
     for d in (a, b, c):
         d.setup()
-    assert len(a.splits["train"]) == 580 and len(a.splits["val"]) == 20 and len(a.splits["test"]) == 100
-    assert a.splits["val"].files == b.splits["val"].files != c.splits["val"].files
-    assert int(a.splits["val"].labels.sum()) == 10
-    assert not set(a.splits["val"].files) & set(a.splits["train"].files)
+    assert len(a.decoded("train")) == 580 and len(a.decoded("val")) == 20 and len(a.decoded("test")) == 100
+    assert a.decoded("val").files == b.decoded("val").files != c.decoded("val").files
+    assert int(a.decoded("val").labels.sum()) == 10
+    assert not set(a.decoded("val").files) & set(a.decoded("train").files)
 
 
 def test_val_size_fraction_and_zero(cifake_root):
     d = _dm(cifake_root, val_size=0.25)
     d.setup()
-    assert len(d.splits["val"]) == 150
+    assert len(d.decoded("val")) == 150
     z = _dm(cifake_root, val_size=0)
     z.setup()
-    assert "val" not in z.splits and z.val_dataloader() == []
+    assert "val" not in z.split_names and z.val_dataloader() == []
 
 
 def test_val_size_too_large(cifake_root):
@@ -44,7 +44,7 @@ def test_batches_are_uint8_then_float_after_transfer(cifake_root):
     out = d.on_after_batch_transfer(dict(batch), 0)
     assert out["image"].dtype == torch.float32 and 0 <= out["image"].min() and out["image"].max() <= 1
     vb = next(iter(d.val_dataloader()))
-    assert {"content_class", "source", "index"} <= set(vb)
+    assert set(vb) == {"image", "label", "index"}  # per-row metadata lives in the manifest, not in batches
 
 
 def test_augmentation_changes_train_batches_only(cifake_root):
@@ -106,7 +106,7 @@ def test_content_class_check_against_cifar10_binary(cifake_root, tmp_path):
 
     dm = _dm(cifake_root, val_size=0)
     dm.setup()
-    test = dm.splits["test"]
+    test = dm.decoded("test")
     real = test.labels == 0
     x = test.images[real].numpy().reshape(int(real.sum()), -1)
     y = test.content_class[real].numpy().astype(np.uint8)

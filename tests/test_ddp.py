@@ -70,23 +70,27 @@ def test_two_process_ddp_fit_and_test(cifake_root, tmp_path):
         "--tracking.wandb",
         "false",
     ]
-    r1 = cifake("test", *test_args, "--name", "single", cwd=tmp_path)
-    r2 = cifake(
-        "test",
-        *test_args,
-        "--trainer",
-        str(REPO / "configs" / "trainer" / "cpu_ddp.yaml"),
-        "--name",
-        "multi",
-        cwd=tmp_path,
+    from cifake_lightning.evaluate.table import latest_results
+
+    def scored(r):  # one checkpoint on one data set: both runs write the same result folder, in turn
+        assert r.returncode == 0, r.stderr[-2000:]
+        out = latest_results(tmp_path / "results", ckpt)
+        return json.loads((out / "metrics.json").read_text())["metrics"], json.loads(
+            (out / "report.json").read_text()
+        )
+
+    single, rep1 = scored(cifake("test", *test_args, "--name", "single", cwd=tmp_path))
+    multi, rep2 = scored(
+        cifake(
+            "test",
+            *test_args,
+            "--trainer",
+            str(REPO / "configs" / "trainer" / "cpu_ddp.yaml"),
+            "--name",
+            "multi",
+            cwd=tmp_path,
+        )
     )
-    assert r1.returncode == 0 and r2.returncode == 0, (r1.stderr[-2000:], r2.stderr[-2000:])
-    single = json.loads((tmp_path / "results" / "single" / "version_0" / "metrics.json").read_text())[
-        "metrics"
-    ]
-    multi = json.loads((tmp_path / "results" / "multi" / "version_0" / "metrics.json").read_text())["metrics"]
     for k in ("test/acc", "test/auroc", "test/f1", "test/loss"):
         assert abs(single[k] - multi[k]) < 1e-5, (k, single[k], multi[k])
-    rep1 = json.loads((tmp_path / "results" / "single" / "version_0" / "report.json").read_text())
-    rep2 = json.loads((tmp_path / "results" / "multi" / "version_0" / "report.json").read_text())
     assert rep1["sources"][-1]["n"] == rep2["sources"][-1]["n"] == 100  # every test image counted once

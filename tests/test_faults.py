@@ -66,15 +66,17 @@ def test_test_without_a_findable_checkpoint_stops_instead_of_scoring_an_untraine
 
 
 def test_ckpt_path_last_outside_fit_scores_the_runs_last_checkpoint(cifake_root, trained_run, capsys):
+    from cifake_lightning.evaluate.table import latest_results
+
     code, err = _run(
         _test_args(cifake_root, "--config", DEMO, "--ckpt_path", "last", "--name", "demo"), capsys
     )
     assert code == 0, err
-    by_name = json.loads(next(Path("results/demo").glob("version_*/metrics.json")).read_text())
+    by_name = json.loads((latest_results("results", trained_run) / "metrics.json").read_text())
     shutil.rmtree("results")
     code, err = _run(_test_args(cifake_root, "--ckpt", str(trained_run)), capsys)
     assert code == 0, err
-    by_path = json.loads(next(Path("results/demo").glob("version_*/metrics.json")).read_text())
+    by_path = json.loads((latest_results("results", trained_run) / "metrics.json").read_text())
     assert by_name["metrics"]["test/auroc"] == by_path["metrics"]["test/auroc"]
     assert Path(by_name["ckpt_path"]).resolve() == trained_run.resolve()
 
@@ -230,7 +232,7 @@ def test_file_name_that_is_not_utf8_is_named_not_a_traceback(cifake_copy, tmp_pa
     pf = PredictFolder(root=str(cifake_copy / "train"), cache_dir=str(tmp_path / "c2"), progress=False)
     with pytest.warns(UserWarning, match="not valid UTF-8"):
         pf.setup()
-    assert len(pf.splits["predict"]) == 599
+    assert len(pf.decoded("predict")) == 599
 
 
 def test_symlink_loop_is_a_clear_error(cifake_copy, tmp_path):
@@ -253,7 +255,7 @@ def test_symlink_leaving_the_data_root_is_reported(cifake_copy, tmp_path):
     )
     with pytest.warns(UserWarning, match="point outside the dataset root"):
         dm.setup()
-    assert "REAL/link.jpg" in dm.splits["test"].files
+    assert "REAL/link.jpg" in dm.decoded("test").files
 
 
 # ------------------------------------------------------------------------------ 7. option values
@@ -342,7 +344,7 @@ def test_full_results_dir_on_predict_is_one_line_and_keeps_earlier_results(
 ):
     from cifake_lightning import utils
 
-    earlier = Path("results/demo/version_1/predictions.csv")
+    earlier = Path("results/demo/version_0/last/predict-0123456789/predictions.csv")
     earlier.parent.mkdir(parents=True)
     earlier.write_text("earlier\n")
 

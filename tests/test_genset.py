@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from helpers.run import QUIET
 
+from cifake_lightning.evaluate.table import latest_results
+
 pytestmark = pytest.mark.data
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +63,7 @@ def test_baseline_on_genset_in_distribution_vs_unseen_generators(genset_root, tm
     )
     rows = {
         r["source"]: r
-        for r in json.loads((tmp_path / "results" / "genset" / "version_1" / "report.json").read_text())[
+        for r in json.loads((latest_results(tmp_path / "results", ckpt) / "report.json").read_text())[
             "sources"
         ]
     }

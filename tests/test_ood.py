@@ -80,7 +80,7 @@ def ood_tree(tmp_path) -> Path:
 
 def _setup(dm):
     dm.setup("test")
-    return dm.splits["test"]
+    return dm.decoded("test")
 
 
 def test_image_folder_ood_mixed_inputs(ood_tree, tmp_path):
@@ -155,7 +155,7 @@ def test_combined_test_data_prefixes_sources(ood_tree, cifake_root, tmp_path):
         ]
     )
     combo.setup()
-    split = combo.splits["test"]
+    split = combo.decoded("test")
     assert split.source_names == ["CIFAKE:REAL", "CIFAKE:FAKE", "ImageFolderOOD:gen_a"]
     assert len(split) == 105 and int(split.source.max()) == 2
 
@@ -204,7 +204,9 @@ def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path
             "false",
         ]
     )
-    out = tmp_path / "results" / "demo" / "version_0"
+    from cifake_lightning.evaluate.table import latest_results
+
+    out = latest_results(tmp_path / "results", ckpt)
     report = json.loads((out / "report.json").read_text())
     assert [r["source"] for r in report["sources"]] == ["photos", "gen_a", "gen_b", "all"]
     assert report["sources"][-1]["n"] == 13 and set(report["robustness"]) >= {"jpeg30", "blur1.0", "scale0.5"}

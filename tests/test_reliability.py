@@ -163,7 +163,7 @@ def test_non_ascii_and_space_paths(cifake_root, tmp_path):
     shutil.copy(root / "train" / "REAL" / "0001.jpg", root / "train" / "REAL" / "photo été (3).jpg")
     dm = CIFAKEDataModule(root=str(root), val_size=0, cache_dir=str(tmp_path / "cache é"), progress=False)
     dm.setup()
-    assert "train/REAL/photo été (3).jpg" in dm.splits["train"].files
+    assert "train/REAL/photo été (3).jpg" in dm.decoded("train").files
 
 
 def test_unwritable_output_dir_is_named_before_training(cifake_root, tmp_path):

@@ -117,9 +117,9 @@ def main(argv: list[str]) -> None:
         dm = init.data
         dm.progress = False
         dm.setup("test")
-        if cfg.split not in dm.splits:
-            raise CifakeError(f"data module has no split {cfg.split!r} (has {sorted(dm.splits)})")
-        probe = choose_probe(dm.splits[cfg.split], cfg.n, cfg.seed)
+        if cfg.split not in dm.split_names:
+            raise ConfigError("--split", f"the data module has no {cfg.split!r} split (has {dm.split_names})")
+        probe = choose_probe(dm.manifest(cfg.split), dm.images(cfg.split), cfg.n, cfg.seed)
         images, labels, files = probe.images, probe.labels, probe.files
         source = f"{type(dm).__name__} {cfg.split}"
     x = images.to(device).float() / 255.0

@@ -85,7 +85,9 @@ class CachedImageDataModule(L.LightningDataModule):
         self.decode_workers = decode_workers
         self.progress = progress
         self.augmentation = build_augmentation(self.augment_config, self.image_size)
-        self.splits: dict[str, DecodedSplit] = {}
+        self._splits: dict[str, DecodedSplit] = {}  # private: consumers use manifest()/images()
+        #: name of a robustness perturbation (evaluate/robustness.py) applied to evaluation batches, or None
+        self.eval_perturbation: str | None = None
         self._stage: str | None = None  # the stage setup() was called for ("fit", "test", ...)
         self._device_copies: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
 
@@ -131,7 +133,7 @@ class CachedImageDataModule(L.LightningDataModule):
         self._prepared = self._decode()  # kept for this process's setup: no second scan of the folders
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self._splits:
             return
         decoded = self.__dict__.pop("_prepared", None) or self._decode()
         for name, split in decoded.items():
@@ -143,7 +145,7 @@ class CachedImageDataModule(L.LightningDataModule):
                     stacklevel=2,
                 )
         self._stage = stage
-        self.splits = self._carve(decoded)
+        self._splits = self._carve(decoded)
 
     # ------------------------------------------------------------------ loaders
     def _rank_world(self) -> tuple[int, int]:
@@ -159,11 +161,11 @@ class CachedImageDataModule(L.LightningDataModule):
         return trainer.strategy.root_device
 
     def _tensors(self, split: str, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        if split not in self.splits:
+        if split not in self._splits:
             self.setup()
-        if split not in self.splits:
+        if split not in self._splits:
             raise RuntimeError(f"{type(self).__name__} has no {split} split")
-        d = self.splits[split]
+        d = self._splits[split]
         tensors = {
             "image": d.images,
             "label": d.labels,
@@ -190,9 +192,7 @@ class CachedImageDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> TensorBatchLoader:
         rank, world = self._rank_world()
-        keys = (
-            ("image", "label", "index") if train else ("image", "label", "index", "source", "content_class")
-        )
+        keys = ("image", "label", "index")  # the rest of a row lives in the split's manifest
         return TensorBatchLoader(
             self._tensors(split, keys),
             self.batch_size if train else self.eval_batch_size,
@@ -207,9 +207,9 @@ class CachedImageDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self):
-        if "val" not in self.splits and not self.splits:
+        if "val" not in self._splits and not self._splits:
             self.setup()
-        if "val" not in self.splits or len(self.splits["val"]) == 0:
+        if "val" not in self._splits or len(self._splits["val"]) == 0:
             return []
         return self._loader("val", train=False)
 
@@ -217,26 +217,71 @@ class CachedImageDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def predict_dataloader(self):
-        return self._loader("predict" if "predict" in self.splits else "test", train=False)
+        return self._loader("predict" if "predict" in self._splits else "test", train=False)
 
     # ------------------------------------------------------------------ device-side transform
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """uint8 -> float [0,1] on the model's device; augment training batches."""
+        """uint8 -> float [0,1] on the model's device; augment training batches; perturb evaluation
+        batches when a robustness pass asked for it (`eval_perturbation`)."""
         x = batch["image"].float().div_(255.0)
         trainer = self.trainer
-        if self.augmentation is not None and trainer is not None and trainer.training:
+        training = trainer is not None and trainer.training
+        if self.augmentation is not None and training:
             self.augmentation.to(x.device)
             x = self.augmentation(x)
+        if self.eval_perturbation is not None and not training:
+            from ..evaluate.robustness import PERTURBATIONS
+
+            x = PERTURBATIONS[self.eval_perturbation](x)
         batch["image"] = x
         return batch
+
+    # ------------------------------------------------------------------ what the model scores
+    @property
+    def split_names(self) -> list[str]:
+        if not self._splits:
+            self.setup()
+        return list(self._splits)
+
+    @property
+    def predict_split(self) -> str:
+        """The split `cifake predict` scores: "predict" where the module has one, else "test"."""
+        return "predict" if "predict" in self.split_names else "test"
+
+    def decoded(self, split: str) -> DecodedSplit:
+        """The decoded split itself (images and per-image metadata), for data tools such as verify."""
+        if split not in self.split_names:
+            raise KeyError(f"{type(self).__name__} has no {split!r} split (has {self.split_names})")
+        return self._splits[split]
+
+    def images(self, split: str) -> torch.Tensor:
+        """(N, 3, S, S) uint8 images of a split, in manifest row order (galleries, explanations)."""
+        return self.decoded(split).images
+
+    def manifest(self, split: str):
+        """The frozen SplitManifest of a split: what a PredictionTable of it refers to."""
+        from ..evaluate.table import SplitManifest
+
+        d = self.decoded(split)
+        return SplitManifest(
+            split=split,
+            data=type(self).__name__,
+            root=str(self._root()),
+            files=tuple(d.files),
+            labels=d.labels.clone(),
+            source=d.source.clone(),
+            content_class=d.content_class.clone(),
+            source_names=tuple(d.source_names),
+            content_hash=d.manifest_hash(),
+        )
 
     # ------------------------------------------------------------------ introspection
     def summary(self) -> dict:
         """Sizes and label balance of every split (for `cifake data verify` and run metadata)."""
-        if not self.splits:
+        if not self._splits:
             self.setup()
         out = {}
-        for name, d in self.splits.items():
+        for name, d in self._splits.items():
             n_fake = int(d.labels.sum())
             out[name] = {
                 "n": len(d),

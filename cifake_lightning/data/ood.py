@@ -10,6 +10,7 @@ were downsized (512 -> 32, bilinear). Report which one you used: it changes what
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -261,39 +262,43 @@ class InfiMagineFake(FolderSourcesDataModule):
         return out
 
 
-class CombinedTestData(L.LightningDataModule):
+class CombinedTestData(CachedImageDataModule):
     """Several data modules' test splits as one test set, sources prefixed by module (one OOD table).
+
+    Shares the base class's loader, device residency and batch transfer; only how its one test split
+    is assembled differs (the members decode and cache their own folders).
 
     Args:
         datasets: data modules (any of the above, or CIFAKE for the in-distribution reference).
         batch_size: evaluation batch size.
     """
 
-    def __init__(self, datasets: list[L.LightningDataModule], batch_size: int = 512) -> None:
-        super().__init__()
+    def __init__(self, datasets: list[L.LightningDataModule], batch_size: int = 512, **kwargs) -> None:
+        super().__init__(eval_batch_size=batch_size, **kwargs)
         if not datasets:
             raise ValueError("data.datasets must list at least one data module")
         self.datasets = datasets
-        self.batch_size = batch_size
-        self.splits: dict[str, DecodedSplit] = {}
+
+    def _root(self) -> Path:
+        return Path(os.path.commonpath([str(d._root()) for d in self.datasets]))
 
     def prepare_data(self) -> None:
         for d in self.datasets:
             d.prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self._splits:
             return
         parts, names = [], []
         for d in self.datasets:
             d.setup("test")
-            split = d.splits["test"]
+            split = d.decoded("test")
             prefix = type(d).__name__.removesuffix("DataModule")
             offset = len(names)
             names += [f"{prefix}:{n}" for n in split.source_names]
             parts.append((split, offset))
         cat = lambda attr: torch.cat([getattr(s, attr) for s, _ in parts])  # noqa: E731
-        self.splits["test"] = DecodedSplit(
+        self._splits["test"] = DecodedSplit(
             images=cat("images"),
             labels=cat("labels"),
             source=torch.cat([s.source + off for s, off in parts]),
@@ -305,44 +310,3 @@ class CombinedTestData(L.LightningDataModule):
         )
         if any(s.skipped for s, _ in parts):
             warnings.warn(f"{sum(len(s.skipped) for s, _ in parts)} unreadable file(s) skipped", stacklevel=2)
-
-    def _loader(self):
-        from .loader import TensorBatchLoader
-
-        d = self.splits["test"]
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        return TensorBatchLoader(
-            {
-                "image": d.images,
-                "label": d.labels,
-                "source": d.source,
-                "content_class": d.content_class,
-                "index": torch.arange(len(d)),
-            },
-            self.batch_size,
-            rank=rank,
-            world_size=world,
-        )
-
-    def test_dataloader(self):
-        return self._loader()
-
-    def predict_dataloader(self):
-        return self._loader()
-
-    def on_after_batch_transfer(self, batch, dataloader_idx):
-        batch["image"] = batch["image"].float().div_(255.0)
-        return batch
-
-    def summary(self) -> dict:
-        self.setup()
-        d = self.splits["test"]
-        return {
-            "test": {
-                "n": len(d),
-                "real": int((d.labels == 0).sum()),
-                "fake": int(d.labels.sum()),
-                "sources": d.source_names,
-                "manifest_hash": d.manifest_hash(),
-            }
-        }

@@ -23,7 +23,8 @@ def verify_cifake(dm) -> dict:
     dm.setup()
     report: dict = {"root": str(dm._root()), "splits": {}, "problems": []}
     pixel = {}
-    for name, d in dm.splits.items():
+    for name in dm.split_names:
+        d = dm.decoded(name)
         labels = d.labels.tolist()
         cc = Counter((LABEL_NAMES[lab], c) for lab, c in zip(labels, d.content_class.tolist()))
         byte_dups = sum(n - 1 for n in Counter(d.hashes).values() if n > 1)
@@ -51,8 +52,8 @@ def verify_cifake(dm) -> dict:
             report["problems"].append(
                 f"{name}: {pixel_dups} image(s) duplicate another image of the same split"
             )
-    if "train" in dm.splits and "test" in dm.splits:
-        tr, te = dm.splits["train"], dm.splits["test"]
+    if "train" in dm.split_names and "test" in dm.split_names:
+        tr, te = dm.decoded("train"), dm.decoded("test")
         byte_leak = sorted(set(tr.hashes) & set(te.hashes))
         px_leak = set(pixel["train"]) & set(pixel["test"])
         examples = [te.files[i] for i, h in enumerate(pixel["test"]) if h in px_leak][:20]
@@ -106,7 +107,7 @@ def check_content_classes(dm, cifar10_dir: str | Path) -> dict:
     """Match every test/REAL image to its nearest CIFAR-10 test image and compare with the file-name class."""
     ref_x, ref_y = read_cifar10_binary(cifar10_dir)
     dm.setup()
-    test = dm.splits["test"]
+    test = dm.decoded("test")
     real = test.labels == 0
     x = test.images[real].reshape(int(real.sum()), -1).float()
     parsed = test.content_class[real]

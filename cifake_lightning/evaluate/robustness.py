@@ -1,6 +1,7 @@
 """Perturbations real-world fakes go through (re-compression, blur, resizing), applied to test images.
 
-Each takes and returns float (B, 3, H, W) images in [0, 1]. JPEG uses the real codec (PIL, libjpeg)
+Each takes and returns float (B, 3, H, W) images in [0, 1]. A robustness pass sets a data module's
+`eval_perturbation` to one of these names and runs the ordinary predict path (TestReport.run_robustness). JPEG uses the real codec (PIL, libjpeg)
 rather than a differentiable approximation, since the point is to match what platforms do to images.
 """
 
@@ -47,19 +48,3 @@ PERTURBATIONS = {
     "scale0.75": lambda x: rescale(x, 0.75),
     "scale0.5": lambda x: rescale(x, 0.5),
 }
-
-
-@torch.no_grad()
-def predict_perturbed(model, images_uint8: torch.Tensor, name: str, batch_size: int = 512) -> torch.Tensor:
-    """P(fake) of every image after perturbation `name` (model in eval mode, float32)."""
-    fn = PERTURBATIONS[name]
-    was = model.training
-    model.eval()
-    probs = []
-    try:
-        for s in range(0, images_uint8.shape[0], batch_size):
-            x = images_uint8[s : s + batch_size].to(model.device).float() / 255
-            probs.append(torch.sigmoid(model(fn(x)).float()).cpu())
-    finally:
-        model.train(was)
-    return torch.cat(probs)

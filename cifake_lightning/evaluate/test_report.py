@@ -1,29 +1,33 @@
-"""Write what `cifake test` measured to results/<name>/version_N/ (JSON first, so nothing is lost).
+"""Write what `cifake test` measured to results/<run>/version_N/<checkpoint>/<data>/ (JSON first).
 
-The callback runs on global rank zero after the test loop; the per-image predictions it reads were
-gathered from every rank by ImageClassifier, so a DDP test writes the same files as a single-process one.
+The folder is keyed by the checkpoint scored and the content hash of the data it was scored on, so
+testing the best and the last checkpoint of a run, or one checkpoint on two data sets, keeps every
+result. The per-image predictions come from the TableCollector this callback extends (gathered from
+every DDP rank), so a DDP test writes the same files as a single-process one.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
-import lightning as L
-
 from ..utils import write_json
+from .collect import TableCollector
+from .table import PredictionTable, results_folder
 
 log = logging.getLogger(__name__)
 
 
-class TestReport(L.Callback):
+class TestReport(TableCollector):
     """Save test metrics, the confusion matrix and per-image predictions of a test run.
 
     Args:
-        results_dir: root of result folders (default ``results``); the run's subfolder mirrors runs/.
-        robustness: also score the test set under JPEG re-compression, blur and rescaling (slower).
+        results_dir: root of result folders (default ``results``).
+        robustness: also score the test set under JPEG re-compression, blur and rescaling; each
+            perturbation is one more pass of the same predict path (`run_robustness`).
         gallery_size: how many of the most confident false positives/negatives to show.
-        ece_bins: bins of the expected calibration error.
+        ece_bins: bins of the expected calibration error and of the reliability diagram.
         reference_real, reference_fake: rank one-class sources against this source of the other class
             only (e.g. the in-distribution test folders) instead of all images of that class.
     """
@@ -39,52 +43,78 @@ class TestReport(L.Callback):
         reference_real: str | None = None,
         reference_fake: str | None = None,
     ) -> None:
+        super().__init__()
+        if ece_bins < 2:
+            raise ValueError(f"report.ece_bins must be >= 2, got {ece_bins}")
         self.results_dir = results_dir
         self.robustness = robustness
         self.gallery_size = gallery_size
         self.ece_bins = ece_bins
         self.reference_real, self.reference_fake = reference_real, reference_fake
         self.last_dir: Path | None = None
-
-    def _out_dir(self, trainer) -> Path:
-        logger = trainer.loggers[0] if trainer.loggers else None
-        if (
-            logger is not None
-            and getattr(logger, "name", None)
-            and getattr(logger, "version", None) is not None
-        ):
-            return Path(self.results_dir) / str(logger.name) / f"version_{logger.version}"
-        return Path(self.results_dir) / "test"
+        self.report: dict | None = None
+        self._metrics: dict = {}
 
     def on_test_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
             return
-        out = self._out_dir(trainer)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-        summary = {
-            "metrics": metrics,
+        self._metrics = {
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")},
             "confusion_matrix": getattr(pl_module, "confusion", {}).get("test"),
             "ckpt_path": trainer.ckpt_path,
         }
-        dm = trainer.datamodule
-        if dm is not None and hasattr(dm, "summary"):
-            summary["data"] = {k: v for k, v in dm.summary().items() if k == "test" or k == "predict"}
-        write_json(out / "metrics.json", summary)
-        self.last_dir = out
-        preds = getattr(pl_module, "test_predictions", None)
-        if preds and "prob" in preds:
-            from .ood_report import write_source_report
+        self.write(trainer)
 
-            write_source_report(
-                out,
-                preds,
-                dm,
-                pl_module,
-                trainer,
-                robustness=self.robustness,
-                gallery_size=self.gallery_size,
-                ece_bins=self.ece_bins,
-                reference_real=self.reference_real,
-                reference_fake=self.reference_fake,
-            )
-        log.info("test results written to %s", out)
+    def write(self, trainer, robustness: dict[str, PredictionTable] | None = None) -> Path | None:
+        """(Re)write the report of the last test table, with robustness tables when given."""
+        table = self.tables.get("test")
+        dm = trainer.datamodule
+        if table is None:  # collect_predictions off, or a module without manifests: metrics only
+            from .table import checkpoint_key
+
+            out = Path(self.results_dir) / checkpoint_key(trainer.ckpt_path) / "metrics-only"
+            write_json(out / "metrics.json", self._metrics)
+            self.last_dir = out
+            return out
+        out = results_folder(self.results_dir, table)
+        write_json(out / "metrics.json", {**self._metrics, "data": table.manifest.describe()})
+        from .ood_report import write_source_report
+
+        self.report = write_source_report(
+            out,
+            table,
+            images=dm.images(table.manifest.split) if hasattr(dm, "images") else None,
+            robustness=robustness,
+            gallery_size=self.gallery_size,
+            ece_bins=self.ece_bins,
+            reference_real=self.reference_real,
+            reference_fake=self.reference_fake,
+            loggers=trainer.loggers,
+        )
+        self.last_dir = out
+        print(f"cifake: test results written to {out}/", file=sys.stderr)
+        return out
+
+    def run_robustness(self, trainer, model) -> dict[str, PredictionTable]:
+        """Score the test split once per perturbation through `trainer.predict` and rewrite the report."""
+        from .robustness import PERTURBATIONS
+
+        dm = trainer.datamodule
+        tables: dict[str, PredictionTable] = {}
+        clean = self.tables.get("test")
+        if clean is None:
+            return tables
+        try:
+            for name in PERTURBATIONS:
+                dm.eval_perturbation = name
+                print(
+                    f"cifake: robustness pass {len(tables) + 1}/{len(PERTURBATIONS)}: {name}", file=sys.stderr
+                )
+                trainer.predict(model, datamodule=dm, return_predictions=False)
+                tables[name] = self.tables.pop("predict")
+        finally:
+            dm.eval_perturbation = None
+        self.tables["test"] = clean
+        if trainer.is_global_zero:
+            self.write(trainer, robustness=tables)
+        return tables

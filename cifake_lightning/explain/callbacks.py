@@ -58,13 +58,19 @@ class ExplainCallback(L.Callback):
     def _probe(self, trainer) -> ProbeSet | None:
         if self.probe is None:
             dm = trainer.datamodule
-            splits = getattr(dm, "splits", {}) if dm is not None else {}
-            split = splits.get(self.split) or splits.get("test")
-            if split is None:
-                log.warning("ExplainCallback: no %s split to probe; explanations disabled", self.split)
+            names = dm.split_names if dm is not None and hasattr(dm, "manifest") else []
+            if self.split not in names:  # never fall back to test images while training
+                log.warning(
+                    "ExplainCallback: the data module has no %r split (has %s; validation off?), so no "
+                    "explanations are logged; set split: test to probe test images instead",
+                    self.split,
+                    names,
+                )
                 self.every_n_epochs = 0
                 return None
-            self.probe = choose_probe(split, self.n_images, self.seed)
+            self.probe = choose_probe(
+                dm.manifest(self.split), dm.images(self.split), self.n_images, self.seed
+            )
         return self.probe
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:

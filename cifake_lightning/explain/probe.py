@@ -17,16 +17,20 @@ class ProbeSet:
         return self.images.to(device).float() / 255.0
 
 
-def choose_probe(split, n: int, seed: int = 0) -> ProbeSet:
-    """n images (n/2 real, n/2 fake where possible) drawn once from a DecodedSplit with a private generator."""
+def choose_probe(manifest, images: torch.Tensor, n: int, seed: int = 0) -> ProbeSet:
+    """n images (n/2 real, n/2 fake where possible) drawn once from a split, with a private generator.
+
+    `manifest` is the split's SplitManifest (labels, files) and `images` its uint8 images in row order:
+    a function of what the data module publishes, not of its internals.
+    """
     g = torch.Generator().manual_seed(int(seed))
     picks = []
     for label, k in ((0, n // 2), (1, n - n // 2)):
-        idx = torch.nonzero(split.labels == label, as_tuple=False).flatten()
+        idx = torch.nonzero(manifest.labels == label, as_tuple=False).flatten()
         picks.append(idx[torch.randperm(len(idx), generator=g)[:k]])
     idx = torch.cat(picks)
     if len(idx) == 0:
         raise ValueError("the split has no images to probe")
     return ProbeSet(
-        split.images[idx].clone(), split.labels[idx].clone(), [split.files[i] for i in idx.tolist()]
+        images[idx].clone(), manifest.labels[idx].clone(), [manifest.files[i] for i in idx.tolist()]
     )

@@ -65,7 +65,8 @@ class ImageClassifier(LightningModule):
             bf16/fp16 and on CPUs with oneDNN; see benchmarks/results/memory_format.md).
         compile: torch.compile the backbone in place: true/"default", "reduce-overhead" (CUDA graphs)
             or "max-autotune"; checkpoints stay interchangeable with uncompiled runs.
-        collect_predictions: keep per-image test probabilities for reports (OOD tables, galleries).
+        collect_predictions: return per-image logits from test_step for the predictions table (reports,
+            galleries); off saves nothing measurable and leaves `cifake test` with metrics only.
         preprocess: optional module applied to [0, 1] images before normalisation (e.g. the ISITCAP
             AutoencoderFilter); attributions include it, as they should.
     """
@@ -100,8 +101,6 @@ class ImageClassifier(LightningModule):
         self.val_confusion = BinaryConfusionMatrix()
         self.test_confusion = BinaryConfusionMatrix()
         self.confusion: dict[str, list[list[int]]] = {}
-        self.test_predictions: dict[str, torch.Tensor] = {}
-        self._test_buffer: list[dict[str, torch.Tensor]] = []
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
@@ -153,26 +152,21 @@ class ImageClassifier(LightningModule):
             sync_dist=True,
         )
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
-        return probs
+        return logits
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        probs = self._eval_step(batch, "test")
+        """Metrics as in validation; returns {"index", "logit"} per image for the predictions table."""
+        logits = self._eval_step(batch, "test")
         if self.collect_predictions:
-            keep = {"prob": probs.detach(), "label": batch["label"]}
-            for k in ("index", "source", "content_class"):
-                if k in batch:
-                    keep[k] = batch[k]
-            self._test_buffer.append({k: v.detach().cpu() for k, v in keep.items()})
+            return {"index": batch["index"], "logit": logits.detach()}
+        return None
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        out = {"prob": self.predict_proba(batch["image"]).cpu()}
-        for k in ("index", "label", "source"):
-            if k in batch:
-                out[k] = batch[k].cpu()
-        return out
+        """{"index", "logit"} per image; evaluate.collect.TableCollector turns them into a table."""
+        return {"index": batch["index"], "logit": self(batch["image"]).float()}
 
     # ------------------------------------------------------------------ epoch ends
     def _store_confusion(self, split: str) -> None:
@@ -186,17 +180,8 @@ class ImageClassifier(LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._store_confusion("val")
 
-    def on_test_epoch_start(self) -> None:
-        self._test_buffer = []
-
     def on_test_epoch_end(self) -> None:
         self._store_confusion("test")
-        if self.collect_predictions and self._test_buffer:
-            local = {k: torch.cat([b[k] for b in self._test_buffer]) for k in self._test_buffer[0]}
-            if self.trainer.world_size > 1:  # gather every rank's share (shares may differ by one batch)
-                local = _gather_uneven(self, local)
-            self.test_predictions = local
-        self._test_buffer = []
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -220,16 +205,3 @@ class ImageClassifier(LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = "val/loss"
         return {"optimizer": optimizer, "lr_scheduler": config}
-
-
-def _gather_uneven(module: LightningModule, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """all_gather tensors whose first dimension differs between ranks (pad, gather, trim)."""
-    n = torch.tensor([len(next(iter(local.values())))], device=module.device)
-    sizes = module.all_gather(n).flatten().tolist()
-    top = max(sizes)
-    out = {}
-    for k, v in local.items():
-        pad = torch.zeros((top - len(v), *v.shape[1:]), dtype=v.dtype)
-        g = module.all_gather(torch.cat([v, pad]).to(module.device)).cpu()
-        out[k] = torch.cat([g[r, : sizes[r]] for r in range(len(sizes))])
-    return out

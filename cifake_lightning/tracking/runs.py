@@ -2,7 +2,7 @@
 
 A local run is ``<save_dir>/<name>/version_N/`` with metrics.csv (CSVLogger), config.yaml (the resolved
 config) and run_info_fit.json (parameters, wall time). Test results written by `cifake test` for a
-checkpoint of that run (results/<name>/version_M/metrics.json) are attached to it.
+checkpoint of that run (results/<run>/version_N/<checkpoint>/<data>/metrics.json) are attached to it.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _model_name(config: dict) -> tuple[str, str | None]:
 
 def _tests_by_checkpoint(results_dir: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for m in results_dir.glob("*/version_*/metrics.json"):
+    for m in sorted(results_dir.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime):
         try:
             data = json.loads(m.read_text())
         except (OSError, json.JSONDecodeError):

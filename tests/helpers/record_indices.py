@@ -26,7 +26,7 @@ class RecordIndices(L.Callback):
                     "seen": self.seen,
                     "steps": self.steps,
                     "world": trainer.world_size,
-                    "n_train": len(trainer.datamodule.splits["train"]),
+                    "n_train": len(trainer.datamodule.manifest("train")),
                     "pid": os.getpid(),
                 }
             )

@@ -1,0 +1,210 @@
+"""The predictions table: the one interface between a trained model and everything that reads its outputs.
+
+    files -> decode cache -> device batch -> model -> PredictionTable (+ SplitManifest)
+                                                       -> reports, robustness, prediction files,
+                                                          explanation probes, dashboards, loggers
+
+A `SplitManifest` is a frozen description of the images a split holds, in row order: file, source,
+label and content class of every image, plus the hash of the files' contents. A `PredictionTable`
+adds what one model said about them: one logit per image, sorted by row index, with the checkpoint it
+came from and the perturbation applied (None for clean images). Everything after the model is a
+function of tables and manifests, so it can be tested without Lightning or a data module, and results
+are keyed by (checkpoint, manifest hash): scoring the best and the last checkpoint of a run, or one
+checkpoint on two data sets, never writes into the same folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+LABEL_NAMES = {0: "real", 1: "fake", -1: ""}
+
+
+@dataclass(frozen=True)
+class SplitManifest:
+    """What one split of a data module holds, row by row (no pixels).
+
+    Attributes:
+        split: the split's name (train, val, test, predict).
+        data: the data module's class name; root: the folder it read.
+        files: relative path of each row's file; labels: 0 real, 1 fake, -1 unlabelled.
+        source: index into `source_names` per row; content_class: CIFAR-10 class or -1.
+        content_hash: hash of every file name and its bytes (changes when any image changes).
+    """
+
+    split: str
+    data: str
+    root: str
+    files: tuple[str, ...]
+    labels: torch.Tensor
+    source: torch.Tensor
+    content_class: torch.Tensor
+    source_names: tuple[str, ...]
+    content_hash: str
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def key(self) -> str:
+        """Short name of this data for result folders: `<split>-<first 10 hex of the content hash>`."""
+        return f"{self.split}-{self.content_hash[:10]}"
+
+    def describe(self) -> dict:
+        """JSON-able summary (no per-row lists): what a report says it scored."""
+        n_fake = int((self.labels == 1).sum())
+        return {
+            "split": self.split,
+            "data": self.data,
+            "root": self.root,
+            "n": len(self),
+            "real": int((self.labels == 0).sum()),
+            "fake": n_fake,
+            "sources": list(self.source_names),
+            "content_hash": self.content_hash,
+        }
+
+
+@dataclass
+class PredictionTable:
+    """Per-image model outputs for one split, sorted by row index (see module docstring).
+
+    `logit` is the model's raw output (positive = fake). `prob` applies the temperature stored with the
+    table (1.0 = the raw sigmoid), so calibrated scores flow to every consumer the same way.
+    """
+
+    index: torch.Tensor  # (N,) long, row in the manifest
+    logit: torch.Tensor  # (N,) float32
+    manifest: SplitManifest
+    checkpoint: str | None = None
+    perturbation: str | None = None
+    temperature: float = 1.0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        index = self.index.long().cpu()
+        order = torch.argsort(index)
+        self.index, self.logit = index[order], self.logit.float().cpu()[order]
+        if len(self.index) and (int(self.index[-1]) >= len(self.manifest) or int(self.index[0]) < 0):
+            raise ValueError(f"row index out of range for a manifest of {len(self.manifest)} rows")
+
+    # ------------------------------------------------------------------ columns
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def prob(self) -> torch.Tensor:
+        return torch.sigmoid(self.logit / self.temperature)
+
+    @property
+    def label(self) -> torch.Tensor:
+        return self.manifest.labels[self.index]
+
+    @property
+    def source(self) -> torch.Tensor:
+        return self.manifest.source[self.index]
+
+    @property
+    def content_class(self) -> torch.Tensor:
+        return self.manifest.content_class[self.index]
+
+    @property
+    def files(self) -> list[str]:
+        return [self.manifest.files[i] for i in self.index.tolist()]
+
+    @property
+    def source_names(self) -> list[str]:
+        names = self.manifest.source_names
+        return [names[s] for s in self.source.tolist()]
+
+    def select(self, mask: torch.Tensor) -> PredictionTable:
+        """The rows where `mask` (N,) is true, as a table of the same manifest."""
+        return PredictionTable(
+            self.index[mask],
+            self.logit[mask],
+            self.manifest,
+            self.checkpoint,
+            self.perturbation,
+            self.temperature,
+            dict(self.meta),
+        )
+
+    # ------------------------------------------------------------------ output
+    def to_csv(self, threshold: float | None = None) -> str:
+        """One row per image: index, file, source, content_class, label, logit, prob (and the decision)."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        head = ["index", "file", "source", "content_class", "label", "logit", "p_fake"]
+        w.writerow(head + (["predicted"] if threshold is not None else []))
+        names, files = self.manifest.source_names, self.manifest.files
+        label, source, cc = self.label.tolist(), self.source.tolist(), self.content_class.tolist()
+        for i, (row, logit, p) in enumerate(
+            zip(self.index.tolist(), self.logit.tolist(), self.prob.tolist())
+        ):
+            out = [row, files[row], names[source[i]], cc[i], LABEL_NAMES.get(label[i], label[i])]
+            out += [f"{logit:.6f}", f"{p:.6f}"]
+            if threshold is not None:
+                out.append("fake" if p >= threshold else "real")
+            w.writerow(out)
+        return buf.getvalue()
+
+    @classmethod
+    def from_outputs(
+        cls,
+        outputs: dict[str, torch.Tensor],
+        manifest: SplitManifest,
+        checkpoint: str | None = None,
+        perturbation: str | None = None,
+    ) -> PredictionTable:
+        """From concatenated step outputs {"index": (N,), "logit": (N,)} (any row order)."""
+        return cls(outputs["index"], outputs["logit"], manifest, checkpoint, perturbation)
+
+
+def checkpoint_key(ckpt: str | Path | None) -> str:
+    """Folder name for results of a checkpoint: `<run>/version_N/<stem>` inside a runs tree, else
+    `<stem>-<hash of its absolute path>` (two files called last.ckpt never collide)."""
+    if not ckpt:
+        return "untrained"
+    p = Path(ckpt)
+    if p.parent.name == "checkpoints" and p.parent.parent.name.startswith("version_"):
+        return f"{p.parents[2].name}/{p.parents[1].name}/{p.stem}"
+    h = hashlib.blake2b(str(p.resolve()).encode(), digest_size=4).hexdigest()
+    return f"{p.stem}-{h}"
+
+
+def results_folder(results_dir: str | Path, table: PredictionTable) -> Path:
+    """results/<checkpoint key>/<data key>/: one folder per (checkpoint, data) pair."""
+    return Path(results_dir) / checkpoint_key(table.checkpoint) / table.manifest.key
+
+
+def latest_results(results_dir: str | Path, ckpt: str | Path) -> Path:
+    """The most recently written result folder of a checkpoint (any data), for scripts and benchmarks."""
+    base = Path(results_dir) / checkpoint_key(ckpt)
+    found = [p for name in ("metrics.json", "predictions.csv") for p in base.glob(f"*/{name}")]
+    found.sort(key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no results of {ckpt} under {base}")
+    return found[-1].parent
+
+
+def gather_uneven(module, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """all_gather tensors whose first dimension differs between DDP ranks (pad, gather, trim).
+
+    Every rank must call it (it is a collective). Evaluation shards are not padded by the loader, so
+    ranks may hold different numbers of rows; each rank's true count is gathered first.
+    """
+    n = torch.tensor([len(next(iter(local.values())))], device=module.device)
+    sizes = module.all_gather(n).flatten().tolist()
+    top = max(sizes)
+    out = {}
+    for k, v in local.items():
+        pad = torch.zeros((top - len(v), *v.shape[1:]), dtype=v.dtype)
+        g = module.all_gather(torch.cat([v, pad]).to(module.device)).cpu()
+        out[k] = torch.cat([g[r, : sizes[r]] for r in range(len(sizes))])
+    return out
