@@ -210,14 +210,6 @@ class CifakeCLI(LightningCLI):
                 "(or the --config that sets them) to use the checkpoint's own",
             )
 
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        except (ValueError, TypeError) as e:
-            if isinstance(e, CifakeError) or os.environ.get("CIFAKE_DEBUG"):
-                raise
-            raise ConfigError("config", str(e)) from e
-
     def instantiate_trainer(self, **kwargs):
         cfg = self.config_init[self.subcommand] if self.subcommand else self.config_init
         if cfg["trainer"].get("logger") in (None, True):
@@ -237,6 +229,21 @@ class CifakeCLI(LightningCLI):
             callbacks = [c for c in callbacks if not isinstance(c, PredictionWriter)]
         return super()._instantiate_trainer(config, callbacks)
 
+    def instantiate_classes(self) -> None:
+        """Instantiate; a ConfigError raised inside a constructor reaches the user as one line.
+
+        jsonargparse wraps constructor errors in its own ValueError ("Does not validate against any
+        of the Union subtypes"); the project's own error is found in the exception chain and raised
+        instead. Any other ValueError/TypeError is a bug and keeps its traceback.
+        """
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as e:
+            own = _own_error(e)
+            if own is None or os.environ.get("CIFAKE_DEBUG"):
+                raise
+            raise own from e
+
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
@@ -253,6 +260,17 @@ class CifakeCLI(LightningCLI):
             for cb in self.trainer.callbacks:
                 if isinstance(cb, TestReport) and cb.robustness:
                     cb.run_robustness(self.trainer, self.model)
+
+
+def _own_error(e: BaseException) -> CifakeError | None:
+    """The first CifakeError in an exception's cause/context chain, or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, CifakeError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 _MISSING = object()

@@ -46,8 +46,12 @@ class OutputError(CifakeError):
         super().__init__(f"{path}: {message}")
 
 
-class ConfigError(CifakeError):
-    """An option has a value that passes type checks but makes no sense (names the option)."""
+class ConfigError(CifakeError, ValueError):
+    """An option has a value that passes type checks but makes no sense (names the option).
+
+    Also a ValueError, so Python callers that catch ValueError from a constructor keep working; the CLI
+    prints it as one line, while any other ValueError/TypeError is a bug and keeps its traceback.
+    """
 
     def __init__(self, option: str, message: str):
         self.option = option

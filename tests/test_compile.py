@@ -34,5 +34,5 @@ def test_fit_with_compile_then_test_without(cifake_root, tmp_path):
 
 
 def test_bad_compile_mode_names_the_option():
-    with pytest.raises(ValueError, match="model.compile must be one of"):
+    with pytest.raises(ValueError, match="model.compile: must be one of"):
         ImageClassifier(BirdLotfiCNN(topology="conv16x1"), compile="fastest")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from lightning.pytorch.callbacks import EarlyStopping
 
+from ..errors import ConfigError
+
 
 class EarlyStop(EarlyStopping):
     """EarlyStopping on `monitor` (default val/loss); `patience: null` disables it.
@@ -31,7 +33,7 @@ class EarlyStop(EarlyStopping):
         )
         self.enabled = patience is not None
         if patience is not None and patience < 0:
-            raise ValueError(f"early_stopping.patience must be >= 0, got {patience}")
+            raise ConfigError("early_stopping.patience", f"must be >= 0, got {patience}")
 
     def _run_early_stopping_check(self, trainer) -> None:
         if self.enabled:

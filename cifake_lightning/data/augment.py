@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 @dataclass
 class AugmentConfig:
@@ -49,10 +51,12 @@ class AugmentConfig:
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment.{name} is a probability and must be in [0, 1], got {p}")
         if self.pad_crop < 0:
-            raise ValueError(f"augment.pad_crop must be >= 0, got {self.pad_crop}")
+            raise ConfigError("augment.pad_crop", f"must be >= 0, got {self.pad_crop}")
         lo, hi = self.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
-            raise ValueError(f"augment.crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+            raise ConfigError(
+                "augment.crop_scale", f"must satisfy 0 < min <= max <= 1, got {self.crop_scale}"
+            )
         qlo, qhi = self.jpeg_quality
         if not 1.0 <= qlo <= qhi <= 100.0:
             raise ValueError(

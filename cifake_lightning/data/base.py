@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from jsonargparse.typing import PositiveInt
 
+from ..errors import ConfigError
 from .augment import AugmentConfig, build_augmentation
 from .cache import ON_BAD_FILE, DecodedSplit, Source, default_cache_dir, load_or_build
 from .loader import TensorBatchLoader
@@ -67,14 +68,14 @@ class CachedImageDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise ConfigError("data.batch_size", f"must be >= 1, got {batch_size}")
         if eval_batch_size is not None and eval_batch_size < 1:
-            raise ValueError(f"data.eval_batch_size must be >= 1, got {eval_batch_size}")
+            raise ConfigError("data.eval_batch_size", f"must be >= 1, got {eval_batch_size}")
         on_bad_file = on_bad_file or self.default_on_bad_file
         if on_bad_file not in ON_BAD_FILE:
-            raise ValueError(f"data.on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
+            raise ConfigError("data.on_bad_file", f"must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
         if device_resident not in (True, False, "auto"):
-            raise ValueError(f"data.device_resident must be true, false or auto, got {device_resident!r}")
+            raise ConfigError("data.device_resident", f"must be true, false or auto, got {device_resident!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 128
         self.augment_config = augment if augment is not None else AugmentConfig()

@@ -41,9 +41,9 @@ class CIFAKEDataModule(CachedImageDataModule):
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(val_size, float) and not 0.0 <= val_size < 1.0:
-            raise ValueError(f"data.val_size as a fraction must be in [0, 1), got {val_size}")
+            raise ConfigError("data.val_size", f"as a fraction must be in [0, 1), got {val_size}")
         if isinstance(val_size, int) and val_size < 0:
-            raise ValueError(f"data.val_size must be >= 0, got {val_size}")
+            raise ConfigError("data.val_size", f"must be >= 0, got {val_size}")
         self.root = root
         self.val_size = val_size
         self.download = download

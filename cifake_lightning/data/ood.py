@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .base import CachedImageDataModule
 from .cache import DecodedSplit, Source
 from .download import HF_INFIMAGINE, KAGGLE_REAL_VS_AI, KAGGLE_TINY_IMAGENET, data_home
@@ -41,7 +41,7 @@ class FolderSourcesDataModule(CachedImageDataModule):
         from .image_io import RESIZE_FILTERS
 
         if resize not in RESIZE_FILTERS:
-            raise ValueError(f"data.resize must be one of {sorted(RESIZE_FILTERS)}, got {resize!r}")
+            raise ConfigError("data.resize", f"must be one of {sorted(RESIZE_FILTERS)}, got {resize!r}")
         self.root = root
         self.resize = resize
 
@@ -91,7 +91,7 @@ class ImageFolderOOD(FolderSourcesDataModule):
     ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
         if limit_per_source is not None and limit_per_source < 1:
-            raise ValueError(f"data.limit_per_source must be >= 1, got {limit_per_source}")
+            raise ConfigError("data.limit_per_source", f"must be >= 1, got {limit_per_source}")
         self.source_labels = dict(sources or {})
         self.default_label = default_label
         self.limit_per_source = limit_per_source
@@ -159,7 +159,7 @@ class TinyImageNetReal(FolderSourcesDataModule):
     ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
         if split not in ("train", "val", "test"):
-            raise ValueError(f"data.split must be train, val or test, got {split!r}")
+            raise ConfigError("data.split", f"must be train, val or test, got {split!r}")
         self.n, self.split = n, split
 
     def _default_root(self) -> Path:
@@ -276,7 +276,7 @@ class CombinedTestData(CachedImageDataModule):
     def __init__(self, datasets: list[L.LightningDataModule], batch_size: int = 512, **kwargs) -> None:
         super().__init__(eval_batch_size=batch_size, **kwargs)
         if not datasets:
-            raise ValueError("data.datasets must list at least one data module")
+            raise ConfigError("data.datasets", "must list at least one data module")
         self.datasets = datasets
 
     def _root(self) -> Path:

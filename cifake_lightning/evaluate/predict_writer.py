@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..utils import write_atomic
 from .collect import TableCollector
 from .table import results_folder
@@ -27,7 +28,7 @@ class PredictionWriter(TableCollector):
     def __init__(self, results_dir: str = "results", threshold: float = 0.5) -> None:
         super().__init__()
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"predictions.threshold must be in [0, 1], got {threshold}")
+            raise ConfigError("predictions.threshold", f"must be in [0, 1], got {threshold}")
         self.results_dir, self.threshold = results_dir, threshold
         self.path: Path | None = None
 

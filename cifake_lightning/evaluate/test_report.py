@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..utils import write_json
 from .collect import TableCollector
 from .table import PredictionTable, results_folder
@@ -45,7 +46,7 @@ class TestReport(TableCollector):
     ) -> None:
         super().__init__()
         if ece_bins < 2:
-            raise ValueError(f"report.ece_bins must be >= 2, got {ece_bins}")
+            raise ConfigError("report.ece_bins", f"must be >= 2, got {ece_bins}")
         self.results_dir = results_dir
         self.robustness = robustness
         self.gallery_size = gallery_size

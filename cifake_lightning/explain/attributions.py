@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 METHODS = ("integrated_gradients", "occlusion", "grad_cam", "attention", "band_ablation")
 
 
@@ -42,7 +44,7 @@ def target_sign(classifier: nn.Module, x: torch.Tensor, target: str = "predicted
     if target == "real":
         return -torch.ones(x.shape[0], device=x.device)
     if target != "predicted":
-        raise ValueError(f"target must be predicted, fake or real, got {target!r}")
+        raise ConfigError("explain.target", f"must be predicted, fake or real, got {target!r}")
     with torch.no_grad():
         return torch.where(classifier(x).float() >= 0, 1.0, -1.0)
 
@@ -60,7 +62,7 @@ def make_baseline(x: torch.Tensor, kind: str = "black") -> torch.Tensor:
     if kind == "noise":
         g = torch.Generator(device="cpu").manual_seed(0)
         return torch.rand(x.shape, generator=g).to(x.device)
-    raise ValueError(f"baseline must be black, blur, mean or noise, got {kind!r}")
+    raise ConfigError("explain.ig_baseline", f"must be black, blur, mean or noise, got {kind!r}")
 
 
 def integrated_gradients(
@@ -146,7 +148,9 @@ def explain_batch(
 
     unknown = set(methods) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown explanation method(s) {sorted(unknown)}; choose from {METHODS}")
+        raise ConfigError(
+            "explain.methods", f"unknown explanation method(s) {sorted(unknown)}; choose from {METHODS}"
+        )
     was_training = classifier.training
     classifier.eval()
     out: dict[str, torch.Tensor] = {}

@@ -19,6 +19,7 @@ import time
 import lightning as L
 import torch
 
+from ..errors import ConfigError
 from ..utils import run_dir
 from .probe import ProbeSet, choose_probe
 from .report import ExplainSettings, explain, write_outputs
@@ -48,7 +49,7 @@ class ExplainCallback(L.Callback):
         save_png: bool = True,
     ) -> None:
         if every_n_epochs < 0 or n_images < 2:
-            raise ValueError("every_n_epochs must be >= 0 and n_images >= 2")
+            raise ConfigError("ExplainCallback", "every_n_epochs must be >= 0 and n_images >= 2")
         self.every_n_epochs, self.n_images, self.split, self.seed = every_n_epochs, n_images, split, seed
         self.settings = settings or ExplainSettings(ig_steps=16)
         self.save_png = save_png

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from .registry import register_model
 
 
@@ -126,7 +126,7 @@ class AutoencoderFilter(nn.Module):
     def __init__(self, checkpoint: str | None = None, train_only: bool = False, p: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be in [0, 1], got {p}")
+            raise ConfigError("model.preprocess.p", f"must be in [0, 1], got {p}")
         self.autoencoder = load_autoencoder(checkpoint) if checkpoint else ConvAutoencoder()
         self.autoencoder.requires_grad_(False)
         self.train_only, self.p = train_only, p

@@ -10,13 +10,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 #: accepted values of the `compile` option; "reduce-overhead" captures CUDA graphs on a GPU.
 MODES = (False, True, "default", "reduce-overhead", "max-autotune")
 
 
 def check_compile_mode(value: bool | str, option: str = "model.compile") -> bool | str:
     if value not in MODES:
-        raise ValueError(f"{option} must be one of {', '.join(map(str, MODES))}; got {value!r}")
+        raise ConfigError(option, f"must be one of {', '.join(map(str, MODES))}; got {value!r}")
     return value
 
 

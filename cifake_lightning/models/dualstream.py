@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from .attention import SpatialAttentionProbe
 from .frequency import FrequencyTransform
 from .registry import register_model
@@ -144,11 +145,15 @@ class DualStreamDetector(nn.Module):
         from timm.layers.cbam import CbamModule
 
         if streams not in ("both", "spatial", "frequency"):
-            raise ValueError(f"streams must be both, spatial or frequency, got {streams!r}")
+            raise ConfigError(
+                "model.backbone.streams", f"must be both, spatial or frequency, got {streams!r}"
+            )
         if spatial not in ("resnet18", "resnet34", "small"):
-            raise ValueError(f"spatial must be resnet18, resnet34 or small, got {spatial!r}")
+            raise ConfigError(
+                "model.backbone.spatial", f"must be resnet18, resnet34 or small, got {spatial!r}"
+            )
         if fusion not in ("cbam", "concat"):
-            raise ValueError(f"fusion must be cbam or concat, got {fusion!r}")
+            raise ConfigError("model.backbone.fusion", f"must be cbam or concat, got {fusion!r}")
         self.streams = streams
         channels = 0
         self.spatial = None

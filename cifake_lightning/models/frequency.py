@@ -15,6 +15,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 @lru_cache(maxsize=16)
 def _dct_matrix_cpu(n: int) -> torch.Tensor:
@@ -90,11 +92,13 @@ class FrequencyTransform(nn.Module):
     ) -> None:
         super().__init__()
         if kind not in ("dct", "fft"):
-            raise ValueError(f"frequency kind must be 'dct' or 'fft', got {kind!r}")
+            raise ConfigError("model.backbone.frequency_kind", f"must be 'dct' or 'fft', got {kind!r}")
         if colour not in ("luma", "rgb"):
-            raise ValueError(f"frequency colour must be 'luma' or 'rgb', got {colour!r}")
+            raise ConfigError("model.backbone.frequency_colour", f"must be 'luma' or 'rgb', got {colour!r}")
         if block < 0 or (kind == "fft" and block):
-            raise ValueError("block must be >= 0 and is only used with kind='dct'")
+            raise ConfigError(
+                "model.backbone.dct_block", "must be >= 0 and is only used with frequency_kind dct"
+            )
         self.kind, self.block, self.colour, self.log, self.eps = kind, block, colour, log, eps
 
     @property

@@ -20,6 +20,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
 
+from ..errors import ConfigError
 from .bird_lotfi import BirdLotfiCNN, paper_topologies
 from .classifier import _metrics
 from .compiling import check_compile_mode, compile_in_place, mark_step
@@ -53,7 +54,7 @@ class GridClassifier(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer"])
         self.topologies = list(topologies or paper_topologies())
         if len(set(self.topologies)) != len(self.topologies):
-            raise ValueError("model.topologies lists a topology twice")
+            raise ConfigError("model.topologies", "lists a topology twice")
         self.normalize = Normalize(normalize)
         models = {}
         state = torch.random.get_rng_state()

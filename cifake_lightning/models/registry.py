@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ..errors import ConfigError
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PARSERS: list[Callable[[str], Callable[..., nn.Module] | None]] = []
 
@@ -49,7 +51,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
         close = difflib.get_close_matches(name, list(_MODELS), n=5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown model name {name!r}{hint}; `cifake models` lists them")
+        raise ConfigError("model name", f"unknown model name {name!r}{hint}; `cifake models` lists them")
     return fn(**kwargs)
 
 
