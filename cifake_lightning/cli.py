@@ -363,11 +363,42 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
+BACKBONE_OPTIONS = ("--model.backbone", "--model.init_args.backbone")
+
+
+def _registered_backbone(value: str) -> str | None:
+    """A model name from `cifake models` as the JSON class spec jsonargparse takes, else None."""
+    if not value or any(c in value for c in "./{[:") or value.endswith((".yaml", ".yml", ".json")):
+        return None  # a class path, a file or a JSON spec: jsonargparse's own business
+    import json
+
+    from .models.registry import model_spec
+
+    spec = model_spec(value)
+    return json.dumps(spec) if spec else None
+
+
 def _apply_aliases(argv: list[str]) -> list[str]:
-    out = []
-    for a in argv:
+    """--ckpt -> --ckpt_path; `--model.backbone NAME` with a registered model name -> its class spec."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
         key, sep, value = a.partition("=")
-        out.append(ALIASES.get(key, key) + sep + value if key in ALIASES else a)
+        if key in ALIASES:
+            a = ALIASES[key] + sep + value
+        if key in BACKBONE_OPTIONS:
+            if sep:
+                spec = _registered_backbone(value)
+                a = f"{key}={spec}" if spec else a
+            elif i + 1 < len(argv):
+                spec = _registered_backbone(argv[i + 1])
+                if spec:
+                    out += [key, spec]
+                    i += 2
+                    continue
+        out.append(a)
+        i += 1
     return out
 
 

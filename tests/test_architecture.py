@@ -63,3 +63,40 @@ def test_reliability_diagram_uses_the_ece_bins(tmp_path, monkeypatch):
     )  # fmt: skip
     ood_report.write_source_report(tmp_path, PredictionTable(torch.arange(8), torch.randn(8), m), ece_bins=12)
     assert seen["bins"] == 12
+
+
+def test_cifake_models_finds_parametric_names_and_rejects_unknown_ones(capsys):
+    from cifake_lightning.commands.models_cmd import main as models
+
+    models(["conv32x2-dense64x1"])  # valid without being listed one by one
+    out = capsys.readouterr().out
+    assert out.startswith("conv32x2-dense64x1") and '"topology": "conv32x2-dense64x1"' in out
+    with pytest.raises(Exception, match="no model matches 'nosuch'"):
+        models(["nosuch"])
+
+
+@pytest.mark.parametrize("name", ["lightweight_cnn", "conv64x2-dense128x1", "dualstream_small"])
+def test_model_names_from_cifake_models_work_on_the_command_line(cifake_root, tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", DEMO, "--data.root", str(cifake_root), "--data.val_size", "40", *QUIET]
+    args += ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.callbacks", "[]"]
+    main([*args, "--model.backbone", name, "--name", "named"])
+    cfg = next((tmp_path / "runs" / "named").glob("version_*/config.yaml")).read_text()
+    from cifake_lightning.models.registry import model_spec
+
+    assert model_spec(name)["class_path"] in cfg
+
+
+@pytest.mark.parametrize("data", ["cifake.yaml", "genset.yaml", "genset_v2.yaml"])
+def test_a_data_config_does_not_change_the_experiments_batch_size(monkeypatch, capsys, data):
+    import yaml
+
+    monkeypatch.chdir(REPO)
+    data_root = yaml.safe_load((REPO / "configs" / "data" / data).read_text())["init_args"]["root"]
+    for exp in ("baseline.yaml", "dualstream.yaml", "resnet18.yaml"):
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", f"configs/{exp}", "--data", f"configs/data/{data}", "--print_config"])
+        with_data = yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]
+        own = yaml.safe_load((REPO / "configs" / exp).read_text())["data"]["init_args"]
+        assert with_data["batch_size"] == own["batch_size"], exp
+        assert with_data["root"] == data_root

@@ -12,13 +12,30 @@ def main(argv: list[str]) -> None:
         "--paper", action="store_true", help="only Bird & Lotfi's 36 topologies, in the paper's order"
     )
     ap.add_argument("--params", action="store_true", help="also build each model and count its parameters")
+    ap.add_argument(
+        "--spec", action="store_true", help="also print the class_path/init_args each name stands for"
+    )
     args = ap.parse_args(argv)
-    from ..models import create_model, list_models, paper_topologies
+    import json
 
-    names = paper_topologies() if args.paper else list_models(args.pattern)
+    from ..errors import ConfigError
+    from ..models import create_model, paper_topologies
+    from ..models.registry import find_models, list_models, model_spec
+
+    names = paper_topologies() if args.paper else find_models(args.pattern)
+    if not names:
+        import difflib
+
+        close = difflib.get_close_matches(args.pattern, list_models(), n=5)
+        hint = f" (close: {', '.join(close)})" if close else ""
+        raise ConfigError(
+            "pattern", f"no model matches {args.pattern!r}{hint}; `cifake models` lists them all"
+        )
     for name in names:
+        line = f"{name:32s}"
         if args.params:
             n = sum(p.numel() for p in create_model(name).parameters())
-            print(f"{name:32s} {n:>12,d}")
-        else:
-            print(name)
+            line += f" {n:>12,d}"
+        if len(names) == 1 or args.spec:
+            line += f"  --model.backbone {name}  =  {json.dumps(model_spec(name))}"
+        print(line.rstrip())

@@ -15,10 +15,15 @@ from .registry import register_model
 
 
 def has_attention(classifier: nn.Module) -> bool:
+    """Whether the backbone can produce an attention map. A backbone says so itself (`has_attention`);
+    having an `attention_map` method is not enough (a dual-stream model fused by concatenation has the
+    method but no attention to read out)."""
     bb = getattr(classifier, "backbone", classifier)
-    if not hasattr(bb, "attention_map"):
-        return False
-    return getattr(bb, "is_vit", True)
+    bb = getattr(bb, "_orig_mod", bb)
+    declared = getattr(bb, "has_attention", None)
+    if declared is not None:
+        return bool(declared)
+    return hasattr(bb, "attention_map")
 
 
 @torch.no_grad()

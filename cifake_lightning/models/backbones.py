@@ -13,6 +13,7 @@ with a message that says how to use a local file (``weights_path``).
 
 from __future__ import annotations
 
+import functools
 import socket
 from pathlib import Path
 
@@ -101,6 +102,7 @@ class TimmBackbone(nn.Module):
                 self.model.feature_info[-1]["num_chs"], 1, pool_type="avg", drop_rate=drop_rate
             )
         self.is_vit = is_vit
+        self.has_attention = is_vit  # attention rollout exists for ViTs only
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -129,4 +131,4 @@ class TimmBackbone(nn.Module):
 
 
 for _name in ("resnet18", "resnet50", "vgg11_bn", "vgg16_bn", "vit_tiny", "vit_small"):
-    register_model(_name)(lambda _n=_name, **kw: TimmBackbone(model_name=_n, **kw))
+    register_model(_name)(functools.partial(TimmBackbone, model_name=_name))

@@ -15,6 +15,7 @@ comparison in docs/framework_differences.md; `init="torch"` keeps PyTorch's defa
 
 from __future__ import annotations
 
+import functools
 import re
 
 from torch import nn
@@ -135,17 +136,15 @@ def _keras_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-@register_model("bird_lotfi")
-def bird_lotfi(**kwargs) -> BirdLotfiCNN:
-    return BirdLotfiCNN(**kwargs)
+register_model("bird_lotfi")(BirdLotfiCNN)
 
 
 def _parse(name: str):
     if _NAME.match(name) is None:
         return None
-    return lambda **kw: BirdLotfiCNN(topology=name, **kw)
+    return functools.partial(BirdLotfiCNN, topology=name)
 
 
 register_name_parser(_parse)
 for _name in paper_topologies():
-    register_model(_name)(lambda _n=_name, **kw: BirdLotfiCNN(topology=_n, **kw))
+    register_model(_name)(functools.partial(BirdLotfiCNN, topology=_name))

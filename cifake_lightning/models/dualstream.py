@@ -11,6 +11,9 @@ stream transforms it too (DCT is linear, so normalisation only shifts and scales
 
 from __future__ import annotations
 
+import functools
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,8 +120,10 @@ class DualStreamDetector(nn.Module):
         spatial: "resnet18" (timm ResNet-18 pyramid, CIFAR stem) or "small" (dilated multi-scale CNN).
         pretrained: ImageNet weights for the ResNet stream (needs the hub).
         streams: "both", "spatial" or "frequency" (ablations).
-        frequency_kind: "dct" or "fft".
-        dct_block: 0 = global DCT, 8 = JPEG-style 8x8 blocks.
+        frequency: the frequency stream's transform, one choice so that no invalid pair can be asked for:
+            "dct" (one global DCT-II), "dct8" (JPEG-style 8x8 block DCT) or "fft" (centred FFT magnitude).
+        frequency_kind, dct_block: the older two-option form ("dct"/"fft" and 0/8), still read so that
+            checkpoints saved with it load; when given they take precedence over `frequency`.
         frequency_colour: "luma" or "rgb".
         frequency_width: base width of the frequency CNN.
         spatial_width: base width of the small spatial CNN.
@@ -132,8 +137,9 @@ class DualStreamDetector(nn.Module):
         spatial: str = "resnet18",
         pretrained: bool = False,
         streams: str = "both",
-        frequency_kind: str = "dct",
-        dct_block: int = 0,
+        frequency: Literal["dct", "dct8", "fft"] = "dct",
+        frequency_kind: str | None = None,
+        dct_block: int | None = None,
         frequency_colour: str = "luma",
         frequency_width: int = 32,
         spatial_width: int = 48,
@@ -166,10 +172,12 @@ class DualStreamDetector(nn.Module):
             )
             channels += self.spatial.out_channels
         if streams in ("both", "frequency"):
-            transform = FrequencyTransform(kind=frequency_kind, block=dct_block, colour=frequency_colour)
+            kind, block = _frequency_choice(frequency, frequency_kind, dct_block)
+            transform = FrequencyTransform(kind=kind, block=block, colour=frequency_colour)
             self.frequency = FrequencyStream(transform, frequency_width)
             channels += self.frequency.out_channels
         self.cbam = CbamModule(channels) if fusion == "cbam" else None
+        self.has_attention = self.cbam is not None  # concat fusion has no attention map to read out
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
@@ -207,5 +215,15 @@ class DualStreamDetector(nn.Module):
         return probe.value
 
 
+def _frequency_choice(frequency: str, kind: str | None, block: int | None) -> tuple[str, int]:
+    """(kind, block) of FrequencyTransform from the one `frequency` choice or the older pair."""
+    if kind is None and block is None:
+        table = {"dct": ("dct", 0), "dct8": ("dct", 8), "fft": ("fft", 0)}
+        if frequency not in table:
+            raise ConfigError("model.backbone.frequency", f"must be dct, dct8 or fft, got {frequency!r}")
+        return table[frequency]
+    return kind or "dct", block or 0  # older checkpoints; FrequencyTransform rejects fft with a block
+
+
 register_model("dualstream")(DualStreamDetector)
-register_model("dualstream_small")(lambda **kw: DualStreamDetector(spatial="small", **kw))
+register_model("dualstream_small")(functools.partial(DualStreamDetector, spatial="small"))

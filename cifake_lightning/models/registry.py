@@ -55,10 +55,42 @@ def create_model(name: str, **kwargs) -> nn.Module:
     return fn(**kwargs)
 
 
+def model_spec(name: str) -> dict | None:
+    """The class_path/init_args a registered name stands for (what `--model.backbone NAME` becomes).
+
+    Names are registered as classes or as `functools.partial(Class, **fixed_args)`, so every name has
+    a config equivalent that a checkpoint can store; None for unknown names.
+    """
+    import functools
+    import inspect
+
+    from . import _load_all  # noqa: F401
+
+    fn = _lookup(name)
+    args: dict = {}
+    while isinstance(fn, functools.partial):
+        args = {**fn.keywords, **args}
+        fn = fn.func
+    if fn is None or not inspect.isclass(fn):
+        return None
+    spec: dict = {"class_path": f"{fn.__module__}.{fn.__qualname__}"}
+    if args:
+        spec["init_args"] = args
+    return spec
+
+
 def list_models(pattern: str = "*") -> list[str]:
     from . import _load_all  # noqa: F401
 
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def find_models(pattern: str) -> list[str]:
+    """Names matching a glob; a plain name (no wildcard) also matches parametric names such as
+    conv64x2-dense256x1, which are valid without being listed one by one."""
+    if not any(c in pattern for c in "*?["):
+        return [pattern] if is_registered(pattern) else []
+    return list_models(pattern)
 
 
 def is_registered(name: str) -> bool:
