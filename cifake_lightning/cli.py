@@ -13,7 +13,6 @@ unusable checkpoint) print one line naming the file or option, without a traceba
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -22,7 +21,6 @@ from pathlib import Path
 # Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the notices are not actionable here.
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
-from jsonargparse import DefaultHelpFormatter
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
@@ -30,6 +28,7 @@ from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
+from .help import MAIN_HELP, RawHelp
 from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
 
 DEFAULT_MODEL = {
@@ -56,23 +55,6 @@ class LoggedSaveConfig(SaveConfigCallback):
         for lg in trainer.loggers:
             if type(lg).__name__ == "WandbLogger":
                 lg.experiment.config.update({"config": resolved}, allow_val_change=True)
-
-
-MAIN_HELP = """cifake: train, test, explain and compare detectors of AI-generated images.
-
-Lightning subcommands (below): fit, validate, test, predict, e.g.
-    cifake fit --config configs/baseline.yaml --data.root /data/cifake
-    cifake test --ckpt runs/baseline/version_0/checkpoints/last.ckpt --data configs/data/ood_genset.yaml
-Project commands, each with --help:
-    cifake data synth|download|prepare|verify|classes    datasets and the decode cache
-    cifake models [PATTERN]                              models addressable by name
-    cifake explain --ckpt CKPT                           IG, occlusion, Grad-CAM, band-ablation maps
-    cifake sweep local|list|check SWEEP.yaml             W&B sweep files, run offline
-    cifake report RUNS_DIR                               comparison page of many runs"""
-
-
-class RawHelp(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """jsonargparse's help, with descriptions kept as written (examples stay one per line)."""
 
 
 class CifakeCLI(LightningCLI):

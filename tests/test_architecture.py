@@ -100,3 +100,100 @@ def test_a_data_config_does_not_change_the_experiments_batch_size(monkeypatch, c
         own = yaml.safe_load((REPO / "configs" / exp).read_text())["data"]["init_args"]
         assert with_data["batch_size"] == own["batch_size"], exp
         assert with_data["root"] == data_root
+
+
+def test_mistyped_checkpoint_monitor_stops_and_no_validation_keeps_last(
+    cifake_root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", DEMO, "--data.root", str(cifake_root), *QUIET, "--trainer.callbacks", "[]"]
+    args += ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--data.val_size", "40", "--checkpoint.monitor", "val/los", "--name", "typo"])
+    assert e.value.code == 2 and "val/los" in capsys.readouterr().err  # was: silently no best checkpoint
+    main([*args, "--data.val_size", "0", "--early_stopping.patience", "null", "--name", "noval"])
+    assert (tmp_path / "runs" / "noval" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def _record(name, topology, val_acc, **kw):
+    from cifake_lightning.tracking.runs import RunRecord
+
+    return RunRecord(name, name, "BirdLotfiCNN", topology, 1000, 3, 1.0, best={"val/acc": val_acc}, **kw)
+
+
+def test_heat_map_averages_repeats_of_validation_accuracy_only():
+    from cifake_lightning.tracking.dashboard import extractor_heatmap_png
+
+    runs = [
+        _record("a", "conv16x1", 0.80, test={"test/acc": 0.99}),  # a test accuracy must not enter the map
+        _record("b", "conv16x1", 0.90),
+    ]
+    _, rows = extractor_heatmap_png(runs)
+    cell = next(r for r in rows if (r["filters"], r["conv_layers"]) == (16, 1))
+    assert cell["ours"] == pytest.approx(85.0) and cell["runs"] == 2  # mean of repeats, not max, not test
+
+
+def test_a_runs_test_accuracy_is_its_own_test_split_and_says_so(tmp_path):
+    import json
+
+    import yaml
+
+    from cifake_lightning.tracking.runs import collect_local
+
+    run = tmp_path / "runs" / "r" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.csv").write_text("epoch,step,val/acc,val/loss\n0,1,0.7,0.6\n1,2,0.8,0.5\n")
+    cfg = {
+        "data": {"class_path": "cifake_lightning.data.CIFAKEDataModule", "init_args": {"root": str(tmp_path)}}
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    own = {"data": "CIFAKEDataModule", "split": "test", "root": str(tmp_path), "content_hash": "aa" * 16}
+    ood = {"data": "ImageFolderOOD", "split": "test", "root": "/elsewhere", "content_hash": "bb" * 16}
+    for i, (data, acc) in enumerate(((own, 0.91), (ood, 0.55))):  # the OOD test is the newer one
+        out = tmp_path / "results" / f"t{i}"
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(
+            json.dumps({"ckpt_path": ckpt, "metrics": {"test/acc": acc}, "data": data})
+        )
+        import os
+        import time
+
+        os.utime(out / "metrics.json", (time.time() + i, time.time() + i))
+    (rec,) = collect_local([tmp_path / "runs"], tmp_path / "results")
+    row = rec.row()
+    assert (
+        row["test_acc"] == 0.91
+        and "CIFAKEDataModule" in row["test_data"]
+        and "ImageFolderOOD" in row["other_tests"]
+    )
+    assert rec.best["val/acc"] == 0.8 and rec.best["epoch"] == 1
+
+
+def test_wandb_runs_use_the_same_best_epoch_rule(monkeypatch):
+    import sys
+    import types
+
+    from cifake_lightning.tracking.runs import collect_wandb
+
+    class FakeRun:
+        name, url, config = "w", "http://x", {}
+        summary = {"val/acc": 0.5, "val/loss": 0.9, "epoch": 2}  # the last epoch's values
+
+        def history(self, keys, pandas):
+            return [
+                {"epoch": 0, "val/acc": 0.7, "val/loss": 0.6},
+                {"epoch": 1, "val/acc": 0.8, "val/loss": 0.4},  # the best (lowest loss)
+                {"epoch": 2, "val/acc": 0.5, "val/loss": 0.9},
+            ]
+
+    class FakeApi:
+        def __init__(self, timeout):
+            pass
+
+        def runs(self, path, per_page):
+            return [FakeRun()]
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(Api=FakeApi))
+    (rec,) = collect_wandb("p")
+    assert rec.best["val/acc"] == 0.8 and rec.best["epoch"] == 1  # was: the last value, 0.5

@@ -1,7 +1,8 @@
 """Checkpointing of `cifake fit`: best-by-metric plus last, written so that a crash never truncates one.
 
-Lightning's ModelCheckpoint raises when the monitored metric is never logged (e.g. `val_size: 0`
-means no validation). Here that case degrades to saving `last.ckpt` only, with one warning.
+Lightning's own ModelCheckpoint decides what a missing metric means: with no validation (`val_size: 0`)
+it warns and keeps `last.ckpt` only; a mistyped `monitor` while validation runs stops the run (one line,
+exit 2, through the CLI).
 
 Lightning saves through fsspec, which writes into a temporary file elsewhere (often /tmp) and then
 *copies* it over the target: a disk that fills during that copy leaves a truncated checkpoint under
@@ -18,7 +19,6 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities import rank_zero_warn
 
 from ..errors import OutputError
 
@@ -93,19 +93,8 @@ class BestCheckpoint(ModelCheckpoint):
             every_n_epochs=every_n_epochs,
             every_n_train_steps=every_n_train_steps,
         )
-        self._warned_missing = False
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # keep any IO plugin the user chose
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-
-    def _save_topk_checkpoint(self, trainer, monitor_candidates) -> None:
-        if self.monitor is not None and self.monitor not in monitor_candidates:
-            if not self._warned_missing:
-                rank_zero_warn(
-                    f"checkpoint: metric {self.monitor!r} is not logged (no validation set?); keeping last.ckpt only"
-                )
-                self._warned_missing = True
-            return
-        super()._save_topk_checkpoint(trainer, monitor_candidates)

@@ -21,8 +21,8 @@ def _parser():
     from jsonargparse import ArgumentParser
     from lightning import LightningDataModule
 
-    from ..cli import RawHelp
     from ..explain.report import ExplainSettings
+    from ..help import RawHelp
 
     p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=RawHelp)
     p.add_argument("--ckpt", type=str, required=True, help="checkpoint written by `cifake fit`")

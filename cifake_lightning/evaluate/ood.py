@@ -6,7 +6,7 @@ ECE: 15 equal-width bins of P(fake) over [0, 1], |mean P(fake) - fraction fake| 
 and mean confidence (mean of max(P, 1-P)). A source holds one class, so its ranking metrics
 need the other class: a fake source is scored against *all real test images* (the negatives), a real
 source against *all fake test images* (its images are the negatives, whose scores set the FPR
-thresholds). AUROC/AP come from torchmetrics; nothing here is hand-rolled except the threshold read-off.
+thresholds). AUROC, AP, ECE and TPR at a fixed FPR all come from torchmetrics.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torchmetrics.functional.classification import (
     binary_auroc,
     binary_average_precision,
     binary_calibration_error,
-    binary_roc,
+    binary_sensitivity_at_specificity,
 )
 
 COLUMNS = [
@@ -37,12 +37,12 @@ COLUMNS = [
 
 
 def tpr_at_fpr(prob: torch.Tensor, label: torch.Tensor, fpr_target: float) -> float:
-    """Highest TPR whose FPR does not exceed `fpr_target` on the ROC curve (nan without both classes)."""
+    """Highest TPR whose FPR does not exceed `fpr_target` (torchmetrics' sensitivity at specificity
+    1 - fpr_target; nan without both classes)."""
     if label.min() == label.max():
         return math.nan
-    fpr, tpr, _ = binary_roc(prob.float(), label.long())
-    ok = fpr <= fpr_target + 1e-12
-    return float(tpr[ok].max()) if ok.any() else 0.0
+    tpr, _ = binary_sensitivity_at_specificity(prob.float(), label.long(), min_specificity=1.0 - fpr_target)
+    return float(tpr)
 
 
 def _both_class_metrics(prob: torch.Tensor, label: torch.Tensor) -> dict[str, float]:

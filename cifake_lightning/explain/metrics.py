@@ -31,25 +31,12 @@ def topk_iou(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> torch.T
     return (ma & mb).sum(1).double() / (ma | mb).sum(1).double()
 
 
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """Average ranks along dim 1 (ties share their mean rank)."""
-    order = x.argsort(dim=1)
-    ranks = torch.empty_like(x, dtype=torch.double)
-    ranks.scatter_(1, order, torch.arange(x.shape[1], dtype=torch.double).expand_as(x).contiguous())
-    out = torch.empty_like(ranks)
-    for i in range(x.shape[0]):
-        _, inv, counts = torch.unique(x[i], return_inverse=True, return_counts=True)
-        sums = torch.zeros(len(counts), dtype=torch.double).index_add_(0, inv, ranks[i])
-        out[i] = (sums / counts)[inv]
-    return out
-
-
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation of absolute map values, per image."""
-    ra, rb = _ranks(a.abs().flatten(1).cpu()), _ranks(b.abs().flatten(1).cpu())
-    ra = ra - ra.mean(1, keepdim=True)
-    rb = rb - rb.mean(1, keepdim=True)
-    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-30)
+    """Spearman rank correlation of absolute map values, per image (torchmetrics; ties share ranks)."""
+    from torchmetrics.functional import spearman_corrcoef
+
+    fa, fb = a.abs().flatten(1).cpu().double(), b.abs().flatten(1).cpu().double()
+    return spearman_corrcoef(fa.T.contiguous(), fb.T.contiguous()).reshape(-1).double()
 
 
 def entropy(m: torch.Tensor) -> torch.Tensor:

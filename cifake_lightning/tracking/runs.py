@@ -26,8 +26,10 @@ class RunRecord:
     epochs: int
     fit_seconds: float | None
     best: dict = field(default_factory=dict)  # val metrics at the epoch with the lowest val/loss
-    test: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)  # test metrics on the run's own test split (see test_data)
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    test_data: str = ""  # what `test` was measured on: "<data module> <split> (<content hash>)"
+    other_tests: list[str] = field(default_factory=list)  # tests on other data (OOD), by name
 
     def row(self) -> dict:
         r = {
@@ -42,7 +44,20 @@ class RunRecord:
             r[f"val_{k}"] = self.best.get(f"val/{k}")
         for k in ("acc", "f1", "auroc"):
             r[f"test_{k}"] = self.test.get(f"test/{k}")
+        r["test_data"] = self.test_data
+        r["other_tests"] = "; ".join(self.other_tests)
         return r
+
+
+def best_epoch_metrics(curves: dict[str, list[tuple[int, float]]], prefix: str = "val/") -> dict:
+    """The `prefix` metrics at the epoch with the lowest val/loss (the checkpoint callback's "best"),
+    the same rule for local and W&B runs; {} without a validation loss."""
+    if not curves.get("val/loss"):
+        return {}
+    best_epoch = min(curves["val/loss"], key=lambda t: t[1])[0]
+    best = {k: v for k, c in curves.items() if k.startswith(prefix) for e, v in c if e == best_epoch}
+    best["epoch"] = best_epoch
+    return best
 
 
 def _read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -70,8 +85,9 @@ def _model_name(config: dict) -> tuple[str, str | None]:
     return cls, topo
 
 
-def _tests_by_checkpoint(results_dir: Path) -> dict[str, dict]:
-    out: dict[str, dict] = {}
+def _tests_by_run(results_dir: Path) -> dict[str, list[dict]]:
+    """Every `cifake test` result, grouped by the run folder of the checkpoint it scored."""
+    out: dict[str, list[dict]] = {}
     for m in sorted(results_dir.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime):
         try:
             data = json.loads(m.read_text())
@@ -79,13 +95,41 @@ def _tests_by_checkpoint(results_dir: Path) -> dict[str, dict]:
             continue
         ckpt = data.get("ckpt_path")
         if ckpt:
-            out[str(Path(ckpt).resolve().parent.parent)] = data.get("metrics", {})
+            out.setdefault(str(Path(ckpt).resolve().parent.parent), []).append(data)
     return out
+
+
+def _data_label(data: dict) -> str:
+    if not data:
+        return "unknown data"
+    root = Path(str(data.get("root", ""))).name
+    return (
+        f"{data.get('data', '?')} {root} {data.get('split', '?')} ({str(data.get('content_hash', ''))[:8]})"
+    )
+
+
+def _own_test(tests: list[dict], config: dict) -> tuple[dict, str, list[str]]:
+    """The newest test on the run's own data module and root (its in-distribution test split), and
+    labels of the others; a test on other data (an OOD set) is never shown as the run's test accuracy."""
+    own_cfg = (config or {}).get("data") or {}
+    own_class = str(own_cfg.get("class_path", "")).rsplit(".", 1)[-1]
+    own_root = (own_cfg.get("init_args") or {}).get("root")
+    own, label, others = {}, "", []
+    for t in tests:
+        d = t.get("data") or {}
+        same = d.get("data") == own_class and d.get("split") == "test"
+        if same and own_root:
+            same = Path(str(d.get("root", ""))).resolve() == Path(str(own_root)).expanduser().resolve()
+        if same:
+            own, label = t.get("metrics", {}), _data_label(d)
+        else:
+            others.append(_data_label(d))
+    return own, label, others
 
 
 def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "results") -> list[RunRecord]:
     """Every fit run (a version folder with metrics.csv and config.yaml) under the given folders."""
-    tests = _tests_by_checkpoint(Path(results_dir))
+    tests = _tests_by_run(Path(results_dir))
     runs = []
     for base in map(Path, save_dirs):
         for metrics in sorted(base.glob("**/version_*/metrics.csv")):
@@ -102,13 +146,8 @@ def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "result
             curves = _read_metrics(metrics)
             model, topo = _model_name(config)
             epochs = 1 + max((e for c in curves.values() for e, _ in c), default=-1)
-            best = {}
-            if curves.get("val/loss"):
-                best_epoch = min(curves["val/loss"], key=lambda t: t[1])[0]
-                best = {
-                    k: v for k, c in curves.items() if k.startswith("val/") for e, v in c if e == best_epoch
-                }
-                best["epoch"] = best_epoch
+            best = best_epoch_metrics(curves)
+            test, test_data, others = _own_test(tests.get(str(d.resolve()), []), config)
             runs.append(
                 RunRecord(
                     name=f"{d.parent.name}/{d.name}",
@@ -119,8 +158,10 @@ def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "result
                     epochs=epochs,
                     fit_seconds=info.get("fit_seconds"),
                     best=best,
-                    test=tests.get(str(d.resolve()), {}),
+                    test=test,
                     curves=curves,
+                    test_data=test_data,
+                    other_tests=others,
                 )
             )
     return runs
@@ -135,10 +176,11 @@ def collect_wandb(project: str, entity: str | None = None, limit: int = 500) -> 
     for r in api.runs(f"{entity}/{project}" if entity else project, per_page=min(limit, 200))[:limit]:
         cfg = {k: v for k, v in r.config.items()}
         model, topo = _model_name(cfg.get("config", cfg))
-        hist = r.history(keys=["epoch", "val/acc", "val/loss"], pandas=False)
+        keys = ["val/acc", "val/loss", "val/f1", "val/auroc"]
+        hist = r.history(keys=["epoch", *keys], pandas=False)
         curves: dict[str, list[tuple[int, float]]] = {}
         for row in hist:
-            for k in ("val/acc", "val/loss"):
+            for k in keys:
                 if row.get(k) is not None and row.get("epoch") is not None:
                     curves.setdefault(k, []).append((int(row["epoch"]), float(row[k])))
         summary = dict(r.summary)
@@ -151,9 +193,10 @@ def collect_wandb(project: str, entity: str | None = None, limit: int = 500) -> 
                 params=(cfg.get("run_info") or {}).get("params"),
                 epochs=int(summary.get("epoch", 0)) + 1,
                 fit_seconds=summary.get("_runtime"),
-                best={k: summary[k] for k in ("val/acc", "val/f1", "val/auroc", "val/loss") if k in summary},
+                best=best_epoch_metrics(curves),  # same rule as local runs, not the last logged value
                 test={k: summary[k] for k in ("test/acc", "test/f1", "test/auroc") if k in summary},
                 curves=curves,
+                test_data="W&B summary (data not recorded)" if "test/acc" in summary else "",
             )
         )
     return runs
