@@ -32,8 +32,20 @@ FAMILIES = {
     "dualstream_small": ("dualstream_small.yaml", ["--trainer.callbacks=[]"], 10),
     "dualstream": ("dualstream.yaml", ["--trainer.callbacks=[]"], 3),
     "resnet18": ("resnet18.yaml", ["--model.init_args.backbone.init_args.pretrained=false"], 3),
-    "vgg11_bn": ("vgg11_bn.yaml", ["--model.init_args.backbone.init_args.pretrained=false"], 3),
-    "vit_tiny": ("vit_tiny.yaml", ["--model.init_args.backbone.init_args.pretrained=false"], 3),
+    "vgg11_bn": (
+        "resnet18.yaml",
+        ["--model.backbone=vgg11_bn", "--model.init_args.backbone.init_args.pretrained=false"],
+        3,
+    ),
+    "vit_tiny": (
+        "resnet18.yaml",
+        [
+            "--model.backbone=vit_tiny",
+            "--model.optimizer.init_args.lr=5e-4",
+            "--model.init_args.backbone.init_args.pretrained=false",
+        ],
+        3,
+    ),
 }
 
 

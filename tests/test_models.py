@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = sorted(
     p.relative_to(REPO / "configs").as_posix()
     for p in (REPO / "configs").rglob("*.yaml")
-    if p.parent.name not in ("data", "trainer")
+    if p.parent.name not in ("data", "trainer", "model")
 )
+#: the timm experiments (one line apart, collapsed into resnet18.yaml): each as `--model.backbone NAME`
+TIMM_VARIANTS = ["resnet50", "vgg11_bn", "vgg16_bn", "vit_tiny", "vit_small"]
 OFFLINE = ["--model.init_args.backbone.init_args.pretrained", "false"]
 
 
@@ -62,9 +64,14 @@ def _overrides(cfg: str, ae_ckpt: Path) -> list[str]:
     return extra
 
 
-@pytest.mark.parametrize("cfg", MODEL_CONFIGS)
+@pytest.mark.parametrize(
+    "cfg", MODEL_CONFIGS + [f"resnet18.yaml --model.backbone {v}" for v in TIMM_VARIANTS]
+)
 def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, monkeypatch, ae_ckpt):
+    from cifake_lightning.cli import _apply_aliases
+
     monkeypatch.chdir(tmp_path)
+    cfg, *variant = cfg.split(" ")
     cli = CifakeCLI(
         args=[
             "--config",
@@ -76,6 +83,7 @@ def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, mon
             "--trainer.logger",
             "false",
             *_overrides(cfg, ae_ckpt),
+            *_apply_aliases(variant),  # as the cifake command rewrites a model name
         ],
         run=False,
     )
@@ -99,7 +107,7 @@ def test_configs_list_is_not_empty():
         "baseline.yaml",
         "dualstream.yaml",
         "lightweight_hoc.yaml",
-        "vit_tiny.yaml",
+        "resnet18.yaml",
         "isitcap/autoencoder.yaml",
     } <= set(MODEL_CONFIGS)
 
