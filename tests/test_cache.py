@@ -109,7 +109,9 @@ def test_parallel_decode_matches_serial(cifake_root, tmp_path):
     )
     paths = [str(cifake_root / f) for f in serial.files]
     seen = []
-    res = list(cache_mod._parallel_decode(paths, 32, None, 2, seen.append, chunk=16, min_parallel=0))
+    from cifake_lightning.data.decode import _parallel_decode
+
+    res = list(_parallel_decode(paths, 32, None, 2, seen.append, chunk=16, min_parallel=0))
     pix = np.stack([np.frombuffer(r[1], dtype=np.uint8) for r in res]).reshape(-1, 3, 32, 32)
     assert sum(seen) == len(paths) and (pix == serial.images.numpy()).all()
 

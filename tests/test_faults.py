@@ -373,7 +373,7 @@ def test_decode_workers_die_with_a_killed_parent(tmp_path):
         "slow = image_io.decode_files\n"
         "def crawl(*a):\n    time.sleep(0.5); return slow(*a)\n"
         "image_io.decode_files = crawl\n"
-        "import cifake_lightning.data.cache as c; c.decode_files = crawl\n"
+        "import cifake_lightning.data.decode as c; c.decode_files = crawl\n"
         f"r = Path({str(root)!r})\n"
         "load_or_build('train', [Source('REAL', r/'train'/'REAL', 0), Source('FAKE', r/'train'/'FAKE', 1)], r,"
         f" Path({str(tmp_path / 'cache')!r}), workers=2, progress=False)\n"

@@ -22,8 +22,9 @@ from jsonargparse.typing import PositiveInt
 
 from ..errors import ConfigError
 from .augment import AugmentConfig, build_augmentation
-from .cache import ON_BAD_FILE, DecodedSplit, Source, default_cache_dir, load_or_build
+from .cache import default_cache_dir, load_or_build
 from .loader import TensorBatchLoader
+from .split import ON_BAD_FILE, DecodedSplit, Source
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,10 @@ manifest's file count, and a SHA-256 of the tensors' bytes (0.2 s for CIFAKE's 1
 the one stored at build time; a cache whose pixels or labels were rewritten, or that lost rows, is
 rebuilt from the images. (This catches corruption and careless edits, not an attacker who rewrites
 the stored hash too.)
+
+The steps live in their own modules: data/split.py (the types), data/scan.py (listing and
+fingerprinting), data/decode.py (decoding, in parallel for large sets); this module stores, verifies
+and reuses caches, and orchestrates the three under a file lock.
 """
 
 from __future__ import annotations
@@ -24,264 +28,31 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..errors import DataError, ImageDecodeError
-from .image_io import decode_files, die_with_parent
-from .layout import FileEntry, has_image_extension, list_files
+from .decode import decode_sources
+from .scan import fingerprint, printable_name, scan_sources
+from .split import ON_BAD_FILE, DecodedSplit, Source
+
+__all__ = [  # the names other modules import from here
+    "CACHE_FORMAT",
+    "ON_BAD_FILE",
+    "DecodedSplit",
+    "Source",
+    "default_cache_dir",
+    "fingerprint",
+    "load_or_build",
+    "printable_name",
+    "read_manifest",
+    "scan_sources",
+    "tensor_hash",
+]
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 3  # 3: manifest stores n and a hash of the tensors (integrity check on load)
-ON_BAD_FILE = ("error", "skip")
-
-
-@dataclass(frozen=True)
-class Source:
-    """One folder of images that share a label (0 = real, 1 = fake) and a source name.
-
-    `recursive` also takes images in sub-folders; `limit` keeps a seeded random sample of that many
-    files (chosen before decoding, so sampling 2,000 of 100,000 images decodes 2,000).
-    """
-
-    name: str
-    folder: Path
-    label: int
-    recursive: bool = False
-    limit: int | None = None
-    seed: int = 0
-
-
-@dataclass
-class DecodedSplit:
-    """Decoded images of one split with per-image metadata, all index-aligned."""
-
-    images: torch.Tensor  # (N, 3, S, S) uint8
-    labels: torch.Tensor  # (N,) int64, 0 real / 1 fake
-    source: torch.Tensor  # (N,) int64 index into source_names
-    content_class: torch.Tensor  # (N,) int64, -1 when unknown
-    files: list[str]
-    hashes: list[str]
-    source_names: list[str]
-    skipped: list[dict] = field(default_factory=list)
-    fingerprint: str = ""
-    cache_path: Path | None = None
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, index: torch.Tensor | Sequence[int]) -> DecodedSplit:
-        idx = torch.as_tensor(index, dtype=torch.long)
-        il = idx.tolist()
-        return DecodedSplit(
-            self.images[idx],
-            self.labels[idx],
-            self.source[idx],
-            self.content_class[idx],
-            [self.files[i] for i in il],
-            [self.hashes[i] for i in il],
-            list(self.source_names),
-            list(self.skipped),
-            self.fingerprint,
-            self.cache_path,
-        )
-
-    def manifest_hash(self) -> str:
-        """Hash of the data this split holds (files and their content), for run provenance."""
-        h = hashlib.blake2b(digest_size=16)
-        for f, c in zip(self.files, self.hashes):
-            h.update(f"{f}\0{c}\n".encode())
-        return h.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------- scan
-def scan_sources(
-    sources: Sequence[Source], root: Path, on_bad_file: str
-) -> tuple[list[tuple[FileEntry, int]], list[dict]]:
-    """List the image files of every source; returns [(entry, source_index)] and skipped non-images."""
-    items: list[tuple[FileEntry, int]] = []
-    skipped: list[dict] = []
-    for si, src in enumerate(sources):
-        n_before = len(items)
-        entries = list_files(src.folder, root, recursive=src.recursive)
-        if src.recursive:  # in trees, other files (csv, txt, json) are metadata, not bad images
-            entries = [e for e in entries if has_image_extension(e.path)]
-        if src.limit is not None and len(entries) > src.limit:
-            g = torch.Generator().manual_seed(int(src.seed))
-            keep = sorted(torch.randperm(len(entries), generator=g)[: src.limit].tolist())
-            entries = [entries[i] for i in keep]
-        for entry in entries:
-            if not _utf8(entry.rel):
-                shown = printable_name(entry.rel)
-                if on_bad_file == "error":
-                    raise ImageDecodeError(
-                        "file name is not valid UTF-8 (cannot be recorded in the manifest or results); "
-                        "rename it or use on_bad_file: skip",
-                        shown,
-                    )
-                skipped.append({"file": shown, "reason": "file name is not valid UTF-8"})
-                continue
-            if not has_image_extension(entry.path):
-                if on_bad_file == "error":
-                    raise ImageDecodeError(
-                        "not an image file (unknown extension); remove it or use on_bad_file: skip",
-                        entry.path,
-                    )
-                skipped.append({"file": entry.rel, "reason": "not an image file (unknown extension)"})
-                continue
-            items.append((entry, si))
-        if len(items) == n_before:
-            raise DataError(
-                f"no images in the {src.name} folder (an empty class cannot be trained or tested)", src.folder
-            )
-    return items, skipped
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-        return True
-    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates (os.fsdecode)
-        return False
-
-
-def printable_name(name: str) -> str:
-    """A file name as the user can read it: undecodable bytes shown as U+FFFD."""
-    return os.fsencode(name).decode("utf-8", errors="replace")
-
-
-def fingerprint(entries: Sequence[FileEntry], settings: dict) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    for e in entries:
-        h.update(f"{e.rel}\0{e.size}\0{e.mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
-# ------------------------------------------------------------------------------------------- decode
-def _parallel_decode(
-    paths: list[str],
-    size: int,
-    resize: str | None,
-    workers: int,
-    progress: Callable[[int], None],
-    chunk: int = 512,
-    min_parallel: int = 2048,
-):
-    """Yield per-file decode results in order, using a spawn-based process pool for large sets.
-
-    Below `min_parallel` files the pool's start-up (about a second per worker) costs more than it saves.
-    """
-    chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
-    if workers <= 1 or len(paths) < min_parallel:
-        for c in chunks:
-            res = decode_files(c, size, resize)
-            progress(len(c))
-            yield from res
-        return
-    # spawn (not fork): the parent may hold CUDA state or torch threads that fork would corrupt. A spawned
-    # worker imports only decode_files' module (numpy + PIL) and the `cifake` script (cifake_lightning.console,
-    # also light), so it starts in well under a second instead of importing torch and Lightning.
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        futures = [pool.submit(decode_files, c, size, resize) for c in chunks]
-        try:
-            for c, fut in zip(chunks, futures):
-                res = fut.result()
-                progress(len(c))
-                yield from res
-        finally:
-            for fut in futures:
-                fut.cancel()
-
-
-def _progress_bar(total: int, description: str, enabled: bool):
-    if not enabled or total == 0:
-
-        class _Null:
-            def __enter__(self):
-                return lambda n: None
-
-            def __exit__(self, *a):
-                return False
-
-        return _Null()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    class _Bar:
-        def __enter__(self):
-            self.p = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.p.start()
-            self.t = self.p.add_task(description, total=total)
-            return lambda n: self.p.advance(self.t, n)
-
-        def __exit__(self, *a):
-            self.p.stop()
-            return False
-
-    return _Bar()
-
-
-def decode_sources(
-    items: list[tuple[FileEntry, int]],
-    sources: Sequence[Source],
-    *,
-    size: int,
-    resize: str | None,
-    on_bad_file: str,
-    class_parser: Callable[[str], int] | None,
-    workers: int,
-    progress: bool,
-    description: str,
-) -> DecodedSplit:
-    n = len(items)
-    images = np.empty((n, 3, size, size), dtype=np.uint8)
-    keep = np.ones(n, dtype=bool)
-    hashes: list[str] = [""] * n
-    skipped: list[dict] = []
-    paths = [str(e.path) for e, _ in items]
-    with _progress_bar(n, description, progress) as advance:
-        for i, (ok, payload, h) in enumerate(_parallel_decode(paths, size, resize, workers, advance)):
-            hashes[i] = h
-            if ok:
-                images[i] = np.frombuffer(payload, dtype=np.uint8).reshape(3, size, size)
-                continue
-            if on_bad_file == "error":
-                raise ImageDecodeError(
-                    f"{payload} (use on_bad_file: skip to skip and count such files)", items[i][0].path
-                )
-            keep[i] = False
-            skipped.append({"file": items[i][0].rel, "reason": payload})
-    idx = np.flatnonzero(keep)
-    kept = [items[i] for i in idx]
-    return DecodedSplit(
-        images=torch.from_numpy(images[idx]),
-        labels=torch.tensor([sources[s].label for _, s in kept], dtype=torch.long),
-        source=torch.tensor([s for _, s in kept], dtype=torch.long),
-        content_class=torch.tensor(
-            [class_parser(e.path.name) if class_parser else -1 for e, _ in kept], dtype=torch.long
-        ),
-        files=[e.rel for e, _ in kept],
-        hashes=[hashes[i] for i in idx],
-        source_names=[s.name for s in sources],
-        skipped=skipped,
-    )
 
 
 # -------------------------------------------------------------------------------------------- store

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from .base import CachedImageDataModule
-from .cache import DecodedSplit, Source
 from .download import KAGGLE_CIFAKE, data_home, download_kaggle
 from .layout import LABEL_NAMES, cifake_content_class, resolve_kaggle_root
+from .split import DecodedSplit, Source
 from .splits import stratified_split
 
 CIFAKE_LAYOUT = "train/REAL, train/FAKE, test/REAL and test/FAKE folders of 32x32 JPEGs"

@@ -19,9 +19,9 @@ import torch
 
 from ..errors import ConfigError, DataError
 from .base import CachedImageDataModule
-from .cache import DecodedSplit, Source
 from .download import HF_INFIMAGINE, KAGGLE_REAL_VS_AI, KAGGLE_TINY_IMAGENET, data_home
 from .layout import is_junk
+from .split import DecodedSplit, Source
 
 LABELS = {"real": 0, "fake": 1, "0": 0, "1": 1}
 
