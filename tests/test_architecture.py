@@ -122,7 +122,7 @@ def _record(name, topology, val_acc, **kw):
 
 
 def test_heat_map_averages_repeats_of_validation_accuracy_only():
-    from cifake_lightning.tracking.dashboard import extractor_heatmap_png
+    from cifake_lightning.tracking.figures import extractor_heatmap_png
 
     runs = [
         _record("a", "conv16x1", 0.80, test={"test/acc": 0.99}),  # a test accuracy must not enter the map

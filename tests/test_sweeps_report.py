@@ -146,7 +146,7 @@ def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
 
 
 def test_wandb_report_definition_builds_offline():
-    from cifake_lightning.tracking.dashboard import wandb_report
+    from cifake_lightning.tracking.wandb_report import wandb_report
 
     report = wandb_report("cifake-lightning", "me", "grid")
     assert report.title == "grid" and len(report.blocks) == 4

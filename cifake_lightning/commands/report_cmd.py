@@ -29,8 +29,9 @@ def main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
 
     from ..errors import CifakeError
-    from ..tracking.dashboard import wandb_report, write_dashboard
+    from ..tracking.dashboard import write_dashboard
     from ..tracking.runs import collect_local, collect_wandb
+    from ..tracking.wandb_report import wandb_report
 
     if args.wandb_project:
         try:

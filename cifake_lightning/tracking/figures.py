@@ -1,0 +1,158 @@
+"""Figures of the run-comparison dashboard (PNG bytes): learning curves, the paper's feature-extractor
+heat map beside the published accuracies, accuracy against parameters. Every figure plots best-epoch
+validation accuracy, the one number all runs have and measure alike."""
+
+from __future__ import annotations
+
+import io
+import math
+
+from .runs import RunRecord, finite
+
+#: Bird & Lotfi (2024), feature-extractor accuracies (%) by filters x conv layers (seed 004's table).
+PAPER_EXTRACTORS = {
+    (16, 1): 90.06,
+    (16, 2): 91.46,
+    (16, 3): 91.63,
+    (32, 1): 90.38,
+    (32, 2): 92.93,
+    (32, 3): 92.54,
+    (64, 1): 90.94,
+    (64, 2): 92.71,
+    (64, 3): 92.38,
+    (128, 1): 91.39,
+    (128, 2): 92.98,
+    (128, 3): 92.07,
+}
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _val_accuracy(r: RunRecord) -> float | None:
+    """Best-epoch validation accuracy: the one number every run has and that is measured alike
+    (figures never mix it with test accuracies on whatever data a run happened to be tested on)."""
+    v = r.best.get("val/acc")
+    return v if finite(v) else None
+
+
+def learning_curves_png(runs: list[RunRecord]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
+    for ax, key, title in zip(
+        axes,
+        ("val/acc", "val/loss", "train/loss_epoch"),
+        ("validation accuracy", "validation loss", "training loss"),
+    ):
+        for r in runs:
+            pts = sorted(r.curves.get(key, []))
+            if pts:
+                ax.plot(
+                    [e + 1 for e, _ in pts],
+                    [v for _, v in pts],
+                    lw=1,
+                    marker=".",
+                    ms=3,
+                    label=r.topology or r.name,
+                )
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if len(runs) <= 12:
+        axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dict]]:
+    """Ours vs the paper for conv{F}x{L} topologies (no dense head); None when no such runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..models.bird_lotfi import CONV_LAYERS, FILTERS, parse_topology
+
+    cells: dict[tuple[int, int], list[float]] = {}
+    for r in runs:
+        if not r.topology or "-dense" in r.topology:
+            continue
+        try:
+            p = parse_topology(r.topology)
+        except ValueError:
+            continue
+        acc = _val_accuracy(r)
+        if acc is not None:
+            cells.setdefault((p["filters"], p["conv_layers"]), []).append(100 * acc)
+    if not cells:
+        return None, []
+    ours = {k: sum(v) / len(v) for k, v in cells.items()}  # mean over repeats, never the best of them
+    rows = [
+        {
+            "filters": f,
+            "conv_layers": c,
+            "ours": ours.get((f, c)),
+            "runs": len(cells.get((f, c), [])),
+            "paper": PAPER_EXTRACTORS[(f, c)],
+        }
+        for f in FILTERS
+        for c in CONV_LAYERS
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
+    for ax, key, title in (
+        (axes[0], "ours", "these runs: best-epoch validation accuracy, %, mean over repeats"),
+        (axes[1], "paper", "Bird & Lotfi 2024 (CIFAKE, %)"),
+    ):
+        grid = np.full((len(FILTERS), len(CONV_LAYERS)), np.nan)
+        for row in rows:
+            if row[key] is not None:
+                grid[FILTERS.index(row["filters"]), CONV_LAYERS.index(row["conv_layers"])] = row[key]
+        im = ax.imshow(grid, cmap="viridis", aspect="auto")
+        for i in range(len(FILTERS)):
+            for j in range(len(CONV_LAYERS)):
+                if not math.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="white", fontsize=8)
+        ax.set_xticks(range(len(CONV_LAYERS)), [str(c) for c in CONV_LAYERS])
+        ax.set_yticks(range(len(FILTERS)), [str(f) for f in FILTERS])
+        ax.set_xlabel("conv layers")
+        ax.set_ylabel("filters")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    return _png(fig), rows
+
+
+def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [
+        (r.params, _val_accuracy(r), r.topology or r.model)
+        for r in runs
+        if r.params and _val_accuracy(r) is not None
+    ]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.scatter([p for p, _, _ in pts], [100 * a for _, a, _ in pts], s=18)
+    for p, a, label in pts:
+        ax.annotate(label, (p, 100 * a), fontsize=5, alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("best-epoch validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
