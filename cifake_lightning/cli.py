@@ -24,11 +24,13 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from .argv import rewrite_argv
 from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
 from .help import MAIN_HELP, RawHelp
+from .resolve import as_dict, flatten, model_conflicts, newest_checkpoint, resolve_eval_checkpoint
 from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
 
 DEFAULT_MODEL = {
@@ -42,7 +44,6 @@ DEFAULT_MODEL = {
 }
 DEFAULT_DATA = {"class_path": "cifake_lightning.data.CIFAKEDataModule"}
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-ALIASES = {"--ckpt": "--ckpt_path"}
 
 
 class LoggedSaveConfig(SaveConfigCallback):
@@ -115,7 +116,7 @@ class CifakeCLI(LightningCLI):
         self._resume_epoch = None
         ckpt = cfg.get("ckpt_path")
         if self.subcommand == "fit" and ckpt == "last":
-            found = _newest(run_dir, "last.ckpt")
+            found = newest_checkpoint(run_dir, "last.ckpt")
             if found:
                 from .models.checkpoint import read_checkpoint
 
@@ -157,7 +158,7 @@ class CifakeCLI(LightningCLI):
         cfg = self.config[sub]
         if sub in ("validate", "test", "predict"):
             run_dir = Path(cfg["tracking"]["save_dir"]) / self._run_name(cfg)
-            cfg["ckpt_path"] = _resolve_eval_checkpoint(cfg.get("ckpt_path"), run_dir, sub)
+            cfg["ckpt_path"] = resolve_eval_checkpoint(cfg.get("ckpt_path"), run_dir, sub)
         ckpt = cfg.get("ckpt_path")
         if not (ckpt and Path(ckpt).is_file()):
             super()._parse_ckpt_path()
@@ -168,22 +169,13 @@ class CifakeCLI(LightningCLI):
         if sub == "fit":  # resuming: the config given is the run's own
             super()._parse_ckpt_path()
             return
-        given = _flatten(_as_dict(cfg["model"]))
-        default = _flatten(_as_dict(self._subcommand_parsers[sub].get_defaults()["model"]))
+        given = flatten(as_dict(cfg["model"]))
+        default = flatten(as_dict(self._subcommand_parsers[sub].get_defaults()["model"]))
         super()._parse_ckpt_path()
         cfg = self.config[sub]
-        saved = _flatten(_as_dict(cfg["model"]))
-        conflicts = []
-        for key, value in given.items():
-            if key in default and default[key] == value:
-                continue  # not set by the user: the checkpoint decides
-            if key.startswith(("init_args.optimizer", "init_args.scheduler")):
-                continue  # training-only: irrelevant when scoring
-            if key in RUNTIME_MODEL_OPTIONS:
-                cfg[f"model.{key}"] = value  # honoured: does not change what the model computes
-                continue
-            if saved.get(key, _MISSING) != value:
-                conflicts.append((key, value, saved.get(key, "(no such option)")))
+        conflicts, runtime = model_conflicts(given, default, flatten(as_dict(cfg["model"])))
+        for key, value in runtime.items():
+            cfg[f"model.{key}"] = value
         if conflicts:
             shown = "; ".join(f"model.{k} = {v!r} but the checkpoint has {s!r}" for k, v, s in conflicts[:4])
             raise ConfigError(
@@ -255,59 +247,6 @@ def _own_error(e: BaseException) -> CifakeError | None:
     return None
 
 
-_MISSING = object()
-#: Model options that change how, not what, the model computes; a test/predict run may set them freely.
-RUNTIME_MODEL_OPTIONS = ("init_args.compile", "init_args.channels_last", "init_args.collect_predictions")
-
-
-def _as_dict(node):
-    return node.as_dict() if hasattr(node, "as_dict") else node
-
-
-def _flatten(node, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists and other values are leaves."""
-    if not isinstance(node, dict):
-        return {prefix.rstrip("."): node}
-    out = {}
-    for k, v in node.items():
-        out.update(_flatten(v, f"{prefix}{k}."))
-    return out
-
-
-def _newest(run_dir: Path, pattern: str) -> Path | None:
-    """The most recently written checkpoint matching `pattern` in any version of a run, or None."""
-    found = sorted(run_dir.glob(f"version_*/checkpoints/{pattern}"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
-def _resolve_eval_checkpoint(ckpt: str | None, run_dir: Path, subcommand: str) -> str:
-    """The checkpoint file a validate/test/predict run scores; never silently an untrained model.
-
-    Outside `fit` Lightning resolves "last"/"best" from callbacks that are not there, only warns, and
-    then scores the randomly initialised model. Here "last" and "best" mean the newest `last.ckpt` /
-    `best-*.ckpt` of the run named by --name (or the config's file name), and no checkpoint is an error.
-    """
-    if ckpt in ("last", "best"):
-        found = _newest(run_dir, "last.ckpt" if ckpt == "last" else "best-*.ckpt")
-        if found is None:
-            raise CheckpointError(
-                f"--ckpt_path {ckpt}: no {'last.ckpt' if ckpt == 'last' else 'best-*.ckpt'} in any "
-                f"version of this run (set --name to the run that was trained, or give the file)",
-                run_dir / "version_*" / "checkpoints",
-            )
-        print(f"cifake: {subcommand} uses {found}", file=sys.stderr)
-        return str(found)
-    if not ckpt:
-        raise ConfigError(
-            "ckpt_path",
-            f"`cifake {subcommand}` needs a trained checkpoint: --ckpt PATH (or --ckpt_path last|best "
-            "with the run's --name); scoring an untrained model gives meaningless numbers",
-        )
-    if ckpt == "hpc":
-        raise ConfigError("ckpt_path", "'hpc' is only meaningful while fitting on a SLURM cluster")
-    return ckpt
-
-
 def _check_writable(folder: Path, option: str) -> None:
     """Fail before training starts, not after hours, when outputs cannot be written."""
     import tempfile
@@ -345,45 +284,6 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
-BACKBONE_OPTIONS = ("--model.backbone", "--model.init_args.backbone")
-
-
-def _registered_backbone(value: str) -> str | None:
-    """A model name from `cifake models` as the JSON class spec jsonargparse takes, else None."""
-    if not value or any(c in value for c in "./{[:") or value.endswith((".yaml", ".yml", ".json")):
-        return None  # a class path, a file or a JSON spec: jsonargparse's own business
-    import json
-
-    from .models.registry import model_spec
-
-    spec = model_spec(value)
-    return json.dumps(spec) if spec else None
-
-
-def _apply_aliases(argv: list[str]) -> list[str]:
-    """--ckpt -> --ckpt_path; `--model.backbone NAME` with a registered model name -> its class spec."""
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        key, sep, value = a.partition("=")
-        if key in ALIASES:
-            a = ALIASES[key] + sep + value
-        if key in BACKBONE_OPTIONS:
-            if sep:
-                spec = _registered_backbone(value)
-                a = f"{key}={spec}" if spec else a
-            elif i + 1 < len(argv):
-                spec = _registered_backbone(argv[i + 1])
-                if spec:
-                    out += [key, spec]
-                    i += 2
-                    continue
-        out.append(a)
-        i += 1
-    return out
-
-
 class _Interrupted:
     """Remembers a Ctrl-C: Lightning turns KeyboardInterrupt into `sys.exit(1)` after its clean-up."""
 
@@ -419,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         if argv and argv[0] in PROJECT_COMMANDS:
             PROJECT_COMMANDS[argv[0]](argv[1:])
             return
-        argv = _apply_aliases(argv)
+        argv = rewrite_argv(argv)
         _quiet_lightning()
         if from_sys:  # let LightningCLI read sys.argv itself (it warns when given both)
             sys.argv[1:] = argv

@@ -68,7 +68,7 @@ def _overrides(cfg: str, ae_ckpt: Path) -> list[str]:
     "cfg", MODEL_CONFIGS + [f"resnet18.yaml --model.backbone {v}" for v in TIMM_VARIANTS]
 )
 def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, monkeypatch, ae_ckpt):
-    from cifake_lightning.cli import _apply_aliases
+    from cifake_lightning.argv import rewrite_argv
 
     monkeypatch.chdir(tmp_path)
     cfg, *variant = cfg.split(" ")
@@ -83,7 +83,7 @@ def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, mon
             "--trainer.logger",
             "false",
             *_overrides(cfg, ae_ckpt),
-            *_apply_aliases(variant),  # as the cifake command rewrites a model name
+            *rewrite_argv(variant),  # as the cifake command rewrites a model name
         ],
         run=False,
     )
