@@ -17,7 +17,8 @@ Project commands, each with --help:
     cifake models [PATTERN]                              models addressable by name
     cifake explain --ckpt CKPT                           IG, occlusion, Grad-CAM, band-ablation maps
     cifake sweep local|list|check SWEEP.yaml             W&B sweep files, run offline
-    cifake report RUNS_DIR                               comparison page of many runs"""
+    cifake report RUNS_DIR                               comparison page of many runs
+    cifake compare RESULT_A RESULT_B                     paired test of two detectors on the same images"""
 
 
 class RawHelp(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):

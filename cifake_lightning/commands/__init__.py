@@ -33,4 +33,17 @@ def _report(argv):
     main(argv)
 
 
-PROJECT_COMMANDS = {"data": _data, "models": _models, "explain": _explain, "sweep": _sweep, "report": _report}
+def _compare(argv):
+    from .compare_cmd import main
+
+    main(argv)
+
+
+PROJECT_COMMANDS = {
+    "data": _data,
+    "models": _models,
+    "explain": _explain,
+    "sweep": _sweep,
+    "report": _report,
+    "compare": _compare,
+}

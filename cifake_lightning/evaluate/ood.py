@@ -1,6 +1,7 @@
 """Per-source detection metrics: the table `cifake test` prints for in-distribution and OOD sources.
 
-For every source (generator or real-photo set) and for all images together: accuracy at 0.5, AUROC,
+For every source (generator or real-photo set) and for all images together: accuracy at 0.5 (overall,
+on real images and on fake images separately), negative log-likelihood of P(fake), AUROC,
 average precision, TPR at 1% and 5% FPR, expected calibration error of P(fake) (torchmetrics' binary
 ECE: 15 equal-width bins of P(fake) over [0, 1], |mean P(fake) - fraction fake| weighted by bin size)
 and mean confidence (mean of max(P, 1-P)). A source holds one class, so its ranking metrics
@@ -26,11 +27,14 @@ COLUMNS = [
     "label",
     "n",
     "accuracy",
+    "real_acc",
+    "fake_acc",
     "auroc",
     "ap",
     "tpr@1%fpr",
     "tpr@5%fpr",
     "ece",
+    "nll",
     "mean_conf",
     "mean_p_fake",
 ]
@@ -60,10 +64,18 @@ def group_metrics(prob: torch.Tensor, label: torch.Tensor, ece_bins: int = 15) -
     """Accuracy, calibration and confidence of one group of predictions (any class mix)."""
     prob, label = prob.float().cpu(), label.long().cpu()
     conf = torch.maximum(prob, 1 - prob)
+    right = ((prob >= 0.5).long() == label).float()
+    per_class = {
+        f"{name}_acc": float(right[label == v].mean()) if (label == v).any() else math.nan
+        for name, v in (("real", 0), ("fake", 1))
+    }
+    p = prob.clamp(1e-7, 1 - 1e-7)  # NLL of the probabilities as reported (float32 floor)
     return {
         "n": int(label.numel()),
-        "accuracy": float(((prob >= 0.5).long() == label).float().mean()),
+        "accuracy": float(right.mean()),
+        **per_class,
         "ece": float(binary_calibration_error(prob, label, n_bins=ece_bins, norm="l1")),
+        "nll": float(torch.nn.functional.binary_cross_entropy(p, label.float())),
         "mean_conf": float(conf.mean()),
         "mean_p_fake": float(prob.mean()),
     }

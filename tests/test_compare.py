@@ -1,0 +1,95 @@
+"""`cifake compare` (issue 15): a planted difference between two detectors is found, no difference is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cifake_lightning.evaluate.compare import compare_results, compare_scores, mcnemar_exact
+
+
+def _scores(n=2000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    label = (torch.rand(n, generator=g) < 0.5).long()
+    noise = lambda s: torch.randn(n, generator=g) * s  # noqa: E731
+    good = torch.sigmoid(3.0 * (2 * label - 1) + noise(1.5))
+    return label, good, noise
+
+
+def test_mcnemar_exact_matches_the_binomial():
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(10, 10) == pytest.approx(1.0)
+    assert mcnemar_exact(0, 10) == pytest.approx(2 / 2**10)
+
+
+def test_planted_difference_is_found():
+    label, good, noise = _scores()
+    worse = torch.sigmoid(1.0 * (2 * label - 1) + noise(1.5))  # a weaker detector on the same images
+    r = compare_scores(label, good, worse, n_boot=300)
+    assert r["accuracy_a"] > r["accuracy_b"] and r["mcnemar_p"] < 1e-6
+    lo, hi = r["auroc_diff_ci95"]
+    assert 0 < lo <= r["auroc_diff"] <= hi
+
+
+def test_no_difference_is_not_reported_as_one():
+    label, good, noise = _scores(seed=1)
+    twin = (good + noise(1e-4)).clamp(0, 1)  # the same detector, up to rounding
+    r = compare_scores(label, good, twin, n_boot=300)
+    assert r["mcnemar_p"] > 0.05
+    lo, hi = r["auroc_diff_ci95"]
+    assert lo <= 0 <= hi
+
+
+def _write_result(folder, label, prob, content_hash):
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(
+        json.dumps({"checkpoint": str(folder), "data": {"content_hash": content_hash}})
+    )
+    rows = ["index,file,source,content_class,label,logit,p_fake"]
+    rows += [
+        f"{i},{i}.jpg,s,-1,{'fake' if y else 'real'},0,{p:.6f}"
+        for i, (y, p) in enumerate(zip(label.tolist(), prob.tolist()))
+    ]
+    (folder / "predictions.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_compare_command_on_result_folders(tmp_path, capsys):
+    from cifake_lightning.cli import main
+    from cifake_lightning.errors import ConfigError
+
+    label, good, noise = _scores(n=400)
+    worse = torch.sigmoid(0.5 * (2 * label - 1) + noise(1.5))
+    _write_result(tmp_path / "a", label, good, "h" * 32)
+    _write_result(tmp_path / "b", label, worse, "h" * 32)
+    main(
+        [
+            "compare",
+            str(tmp_path / "a"),
+            str(tmp_path / "b"),
+            "--n-boot",
+            "100",
+            "--json",
+            str(tmp_path / "c.json"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "McNemar" in out and "AUROC" in out
+    assert json.loads((tmp_path / "c.json").read_text())["auroc_diff"] > 0
+    _write_result(tmp_path / "other", label, worse, "x" * 32)
+    with pytest.raises(ConfigError, match="not measured on the same images"):
+        compare_results(tmp_path / "a", tmp_path / "other")
+
+
+def test_report_rows_carry_real_and_fake_accuracy_and_nll():
+    from cifake_lightning.evaluate.ood import source_table
+
+    label = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    prob = torch.tensor([0.1, 0.2, 0.7, 0.3, 0.9, 0.8, 0.6, 0.4])  # 3/4 real right, 3/4 fake right
+    source = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    rows = {r["source"]: r for r in source_table(prob, label, source, ["REAL", "FAKE"])}
+    assert rows["all"]["real_acc"] == 0.75 and rows["all"]["fake_acc"] == 0.75
+    assert rows["REAL"]["real_acc"] == 0.75 and rows["REAL"]["fake_acc"] != rows["REAL"]["fake_acc"]  # nan
+    expected = -torch.log(torch.where(label == 1, prob, 1 - prob)).mean()
+    assert rows["all"]["nll"] == pytest.approx(float(expected), rel=1e-5)
