@@ -93,3 +93,24 @@ def test_report_rows_carry_real_and_fake_accuracy_and_nll():
     assert rows["REAL"]["real_acc"] == 0.75 and rows["REAL"]["fake_acc"] != rows["REAL"]["fake_acc"]  # nan
     expected = -torch.log(torch.where(label == 1, prob, 1 - prob)).mean()
     assert rows["all"]["nll"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_real_false_positives_per_content_class(tmp_path):
+    from cifake_lightning.evaluate.ood import real_bias_by_class
+    from cifake_lightning.evaluate.ood_report import write_source_report
+    from cifake_lightning.evaluate.table import PredictionTable, SplitManifest
+
+    cc = torch.arange(40) % 10
+    label = (torch.arange(40) >= 30).long()  # 30 reals (3 per class), 10 fakes
+    prob = torch.where(label == 1, 0.9, 0.1)
+    prob[(cc == 3) & (label == 0)] = 0.8  # every real cat is called fake: a planted class bias
+    rows = {r["class"]: r for r in real_bias_by_class(prob, label, cc)}
+    assert rows["cat"]["fpr"] == 1.0 and rows["dog"]["fpr"] == 0.0 and rows["cat"]["n_real"] == 3
+    m = SplitManifest(
+        "test", "X", "/", tuple(f"{i}.jpg" for i in range(40)), label, label, cc, ("REAL", "FAKE"), "0" * 32
+    )
+    t = PredictionTable(torch.arange(40), torch.logit(prob), m)
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    rep = write_source_report(tmp_path, t, images=images)
+    assert [r["class"] for r in rep["real_bias_by_class"] if r["fpr"] > 0] == ["cat"]
+    assert (tmp_path / "false_positives_by_class.png").is_file()

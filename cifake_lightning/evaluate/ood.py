@@ -166,3 +166,25 @@ def markdown(rows: list[dict], columns: list[str] | None = None) -> str:
             )
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def real_bias_by_class(prob: torch.Tensor, label: torch.Tensor, content_class: torch.Tensor) -> list[dict]:
+    """False positives on real images per content class (seed 002's bias question): how often, and how
+    confidently, the detector calls a real photograph of each CIFAR-10 class fake (threshold 0.5)."""
+    from ..data.layout import CIFAR10_CLASSES
+
+    prob, label, cc = prob.float().cpu(), label.long().cpu(), content_class.long().cpu()
+    rows = []
+    for c in sorted(v for v in set(cc[label == 0].tolist()) if v >= 0):
+        sel = (cc == c) & (label == 0)
+        p = prob[sel]
+        rows.append(
+            {
+                "class": CIFAR10_CLASSES[c] if c < len(CIFAR10_CLASSES) else str(c),
+                "n_real": int(sel.sum()),
+                "fpr": float((p >= 0.5).float().mean()),
+                "mean_p_fake": float(p.mean()),
+                "max_p_fake": float(p.max()),
+            }
+        )
+    return rows

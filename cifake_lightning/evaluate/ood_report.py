@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..utils import write_atomic, write_json
-from .ood import COLUMNS, markdown, per_class_accuracy, source_table
+from .ood import COLUMNS, markdown, per_class_accuracy, real_bias_by_class, source_table
 from .plots import gallery_png, reliability_png
 from .table import PredictionTable
 
@@ -62,6 +62,18 @@ def write_source_report(
     if (cc >= 0).any():
         report["per_class"] = per_class_accuracy(prob, label, cc)
         md += ["## Accuracy per content class", "", markdown(report["per_class"])]
+        report["real_bias_by_class"] = real_bias_by_class(prob, label, cc)
+        if report["real_bias_by_class"]:
+            md += [
+                "## False positives on real images, per content class",
+                "",
+                "Share of real images of each class called fake at P(fake) >= 0.5, and their mean P(fake).",
+                "",
+                markdown(report["real_bias_by_class"]),
+            ]
+            if images is not None and gallery_size > 0:
+                _class_gallery(out / "false_positives_by_class.png", table, images, per_class=4)
+                md += ["![false positives by class](false_positives_by_class.png)", ""]
     out.mkdir(parents=True, exist_ok=True)
     reliability_png(
         prob, label, source, names, out / "reliability.png", bins=ece_bins, title="reliability of P(fake)"
@@ -82,7 +94,7 @@ def write_source_report(
             ]
             if len(wrong):
                 imgs = images[table.index[wrong]]
-                caps = [f"{r['source']}\n{Path(r['file']).name} p={r['p_fake']:.3f}" for r in report[kind]]
+                caps = [f"p={r['p_fake']:.3f} {r['source']}\n{Path(r['file']).name}" for r in report[kind]]
                 gallery_png(
                     imgs, caps, out / f"{kind}.png", f"most confident {kind.replace('_', ' ')}: {desc}"
                 )
@@ -119,6 +131,32 @@ def write_source_report(
     if loggers:
         _to_wandb(loggers, report, out)
     return report
+
+
+def _class_gallery(path: Path, table: PredictionTable, images: torch.Tensor, per_class: int = 4) -> None:
+    """One row per content class: its most confidently wrong real images (blank where fewer are wrong)."""
+    from ..data.layout import CIFAR10_CLASSES
+
+    prob, label, cc = table.prob, table.label, table.content_class
+    tiles, caps = [], []
+    blank = torch.full_like(images[0], 255)
+    for c in sorted(v for v in set(cc[label == 0].tolist()) if v >= 0):
+        wrong = torch.nonzero((cc == c) & (label == 0) & (prob >= 0.5), as_tuple=False).flatten()
+        wrong = wrong[torch.argsort(-prob[wrong])][:per_class]
+        if not len(wrong):
+            continue  # a class without false positives gets no row
+        name = CIFAR10_CLASSES[c] if c < len(CIFAR10_CLASSES) else str(c)
+        for k in range(per_class):
+            if k < len(wrong):
+                i = int(wrong[k])
+                tiles.append(images[table.index[i]])
+                caps.append(f"{name}\np={float(prob[i]):.3f}")
+            else:
+                tiles.append(blank)
+                caps.append("")
+    if tiles:
+        title = "reals judged fake, by class"  # the canvas is only per_class tiles wide
+        gallery_png(torch.stack(tiles), caps, path, title, cols=per_class)
 
 
 def _print_table(rows: list[dict]) -> None:
