@@ -1,5 +1,5 @@
 """`python -m cifake_lightning ...` runs the `cifake` command (works from a source tree, no install)."""
 
-from .cli import main
+from .console import main
 
 main()

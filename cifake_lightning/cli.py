@@ -29,7 +29,7 @@ from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
-from .help import MAIN_HELP, RawHelp
+from .help import MAIN_HELP, raw_help
 from .resolve import as_dict, flatten, model_conflicts, newest_checkpoint, resolve_eval_checkpoint
 from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
 
@@ -72,7 +72,7 @@ class CifakeCLI(LightningCLI):
             trainer_defaults={"callbacks": [RunInfo(), EpochSeed()], "default_root_dir": "runs"},
             seed_everything_default=0,
             auto_configure_optimizers=False,
-            parser_kwargs={"default_env": False, "description": MAIN_HELP, "formatter_class": RawHelp},
+            parser_kwargs={"default_env": False, "description": MAIN_HELP, "formatter_class": raw_help()},
             args=args,
             run=run,
         )

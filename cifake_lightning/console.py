@@ -7,6 +7,19 @@ of Lightning and torch (seconds each, which made first-time cache builds twice a
 
 
 def main() -> None:
+    import sys
+
+    args = sys.argv[1:]
+    if args in (["--version"], ["-V"]):  # answered without importing torch or Lightning
+        from . import __version__
+
+        print(f"cifake-lightning {__version__}")
+        return
+    if args in (["--help"], ["-h"]):
+        from .help import TOP_LEVEL
+
+        print(TOP_LEVEL)
+        return
     from .cli import main as cli_main
 
     cli_main()

@@ -1,15 +1,12 @@
-"""Help texts and the help formatter shared by every `cifake` command (no Lightning import here, so
-commands that only need help or their own parser start fast, and no command module imports cli.py)."""
+"""Help texts and the help formatter shared by every `cifake` command. Importing it costs nothing (no
+Lightning, torch or jsonargparse), so `cifake --help` and `--version` answer at once, and no command module
+needs to import cli.py."""
 
 from __future__ import annotations
 
-import argparse
-
-from jsonargparse import DefaultHelpFormatter
-
 MAIN_HELP = """cifake: train, test, explain and compare detectors of AI-generated images.
 
-Lightning subcommands (below): fit, validate, test, predict, e.g.
+Lightning subcommands: fit, validate, test, predict, e.g.
     cifake fit --config configs/baseline.yaml --data.root /data/cifake
     cifake test --ckpt runs/baseline/version_0/checkpoints/last.ckpt --data configs/data/ood_genset.yaml
 Project commands, each with --help:
@@ -21,5 +18,24 @@ Project commands, each with --help:
     cifake compare RESULT_A RESULT_B                     paired test of two detectors on the same images"""
 
 
-class RawHelp(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """jsonargparse's help, with descriptions kept as written (examples stay one per line)."""
+TOP_LEVEL = (
+    MAIN_HELP
+    + """
+
+Options of every Lightning subcommand: cifake fit --help (and validate, test, predict).
+Other: cifake --version"""
+)
+
+
+def raw_help():
+    """jsonargparse's help formatter with descriptions kept as written (examples stay one per line).
+
+    A function, so that importing this module (for `cifake --help`) does not import jsonargparse."""
+    import argparse
+
+    from jsonargparse import DefaultHelpFormatter
+
+    class RawHelp(DefaultHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    return RawHelp

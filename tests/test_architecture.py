@@ -197,3 +197,28 @@ def test_wandb_runs_use_the_same_best_epoch_rule(monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(Api=FakeApi))
     (rec,) = collect_wandb("p")
     assert rec.best["val/acc"] == 0.8 and rec.best["epoch"] == 1  # was: the last value, 0.5
+
+
+def test_top_level_help_and_version_answer_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.argv = ['cifake', '{flag}']; from cifake_lightning.console import main; main(); "
+        "print('torch' in sys.modules, 'lightning' in sys.modules)"
+    )
+    env = {"PYTHONPATH": str(REPO)}
+    for flag in ("--help", "--version"):
+        r = subprocess.run(
+            [sys.executable, "-c", code.format(flag=flag)], capture_output=True, text=True, env=env
+        )
+        assert r.returncode == 0 and r.stdout.strip().endswith("False False"), r.stderr
+    from cifake_lightning import __version__
+    from cifake_lightning.commands import PROJECT_COMMANDS
+    from cifake_lightning.help import TOP_LEVEL
+
+    assert all(f"cifake {name}" in TOP_LEVEL for name in PROJECT_COMMANDS)  # the help lists every command
+    r = subprocess.run(
+        [sys.executable, "-c", code.format(flag="--version")], capture_output=True, text=True, env=env
+    )
+    assert r.stdout.startswith(f"cifake-lightning {__version__}")

@@ -22,9 +22,9 @@ def _parser():
     from lightning import LightningDataModule
 
     from ..explain.report import ExplainSettings
-    from ..help import RawHelp
+    from ..help import raw_help
 
-    p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=RawHelp)
+    p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=raw_help())
     p.add_argument("--ckpt", type=str, required=True, help="checkpoint written by `cifake fit`")
     p.add_argument(
         "--images",
