@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -85,7 +85,6 @@ class PredictionTable:
     checkpoint: str | None = None
     perturbation: str | None = None
     temperature: float = 1.0
-    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         index = self.index.long().cpu()
@@ -132,7 +131,6 @@ class PredictionTable:
             self.checkpoint,
             self.perturbation,
             self.temperature,
-            dict(self.meta),
         )
 
     # ------------------------------------------------------------------ output
@@ -153,17 +151,6 @@ class PredictionTable:
                 out.append("fake" if p >= threshold else "real")
             w.writerow(out)
         return buf.getvalue()
-
-    @classmethod
-    def from_outputs(
-        cls,
-        outputs: dict[str, torch.Tensor],
-        manifest: SplitManifest,
-        checkpoint: str | None = None,
-        perturbation: str | None = None,
-    ) -> PredictionTable:
-        """From concatenated step outputs {"index": (N,), "logit": (N,)} (any row order)."""
-        return cls(outputs["index"], outputs["logit"], manifest, checkpoint, perturbation)
 
 
 def checkpoint_key(ckpt: str | Path | None) -> str:
