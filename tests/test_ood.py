@@ -210,6 +210,11 @@ def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path
     report = json.loads((out / "report.json").read_text())
     assert [r["source"] for r in report["sources"]] == ["photos", "gen_a", "gen_b", "all"]
     assert report["sources"][-1]["n"] == 13 and set(report["robustness"]) >= {"jpeg30", "blur1.0", "scale0.5"}
+    levels = [
+        r["perturbation"] for r in report["robustness_all"]
+    ]  # CNNDetection's grid, both classes perturbed
+    assert levels[:1] == ["none"] and {"jpeg100", "jpeg30", "blur0.5", "blur3.0"} <= set(levels)
+    assert all({"auroc", "ap", "real_acc", "fake_acc"} <= set(r) for r in report["robustness_all"])
     for f in ("report.md", "reliability.png", "predictions.csv", "metrics.json"):
         assert (out / f).is_file(), f
     assert len((out / "predictions.csv").read_text().splitlines()) == 14

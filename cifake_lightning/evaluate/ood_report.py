@@ -115,7 +115,16 @@ def write_source_report(
             auc_rows.append({"perturbation": name, **{r["source"]: r["auroc"] for r in rows}})
         clean_acc = {"perturbation": "none", **{r["source"]: r["accuracy"] for r in report["sources"]}}
         clean_auc = {"perturbation": "none", **{r["source"]: r["auroc"] for r in report["sources"]}}
+        keys = ("auroc", "ap", "real_acc", "fake_acc")
+        overall = [{"perturbation": "none", **{k: report["sources"][-1][k] for k in keys}}]
+        overall += [
+            {"perturbation": n, **{k: rows[-1][k] for k in keys}} for n, rows in report["robustness"].items()
+        ]
+        report["robustness_all"] = overall
         md += [
+            "## Robustness: all images (both classes perturbed; accuracies at 0.5)",
+            "",
+            markdown(overall),
             "## Robustness: accuracy",
             "",
             markdown([clean_acc, *acc_rows]),

@@ -7,6 +7,7 @@ rather than a differentiable approximation, since the point is to match what pla
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -38,13 +39,11 @@ def rescale(x: torch.Tensor, factor: float) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
+#: CNNDetection's grid (Wang et al., CVPR 2020): JPEG quality 100..30 and Gaussian blur sigma 0.5..3,
+#: applied to real and fake images alike; plus a thumbnail round trip. Each is one predict pass.
 PERTURBATIONS = {
-    "jpeg95": lambda x: jpeg(x, 95),
-    "jpeg75": lambda x: jpeg(x, 75),
-    "jpeg50": lambda x: jpeg(x, 50),
-    "jpeg30": lambda x: jpeg(x, 30),
-    "blur0.5": lambda x: blur(x, 0.5),
-    "blur1.0": lambda x: blur(x, 1.0),
-    "scale0.75": lambda x: rescale(x, 0.75),
-    "scale0.5": lambda x: rescale(x, 0.5),
+    **{f"jpeg{q}": functools.partial(jpeg, quality=q) for q in (100, 90, 75, 60, 45, 30)},
+    **{f"blur{s:.1f}": functools.partial(blur, sigma=s) for s in (0.5, 1.0, 2.0, 3.0)},
+    "scale0.75": functools.partial(rescale, factor=0.75),
+    "scale0.5": functools.partial(rescale, factor=0.5),
 }
