@@ -150,7 +150,8 @@ class CifakeCLI(LightningCLI):
         Runs before `before_instantiate_classes`. The checkpoint's hyper-parameters decide the model
         (so `--ckpt` alone rebuilds it); an option given on the command line or in --config that
         contradicts them would be silently ignored by Lightning, so it is refused here, except for
-        runtime-only options (compile, channels_last, collect_predictions), which are honoured.
+        runtime-only options (compile, channels_last, collect_predictions, calibration, threshold), which
+        are honoured.
         """
         sub = self.config.get("subcommand")
         if not sub:
@@ -230,10 +231,31 @@ class CifakeCLI(LightningCLI):
                     ckpt,
                 ) from e
             raise
+        if subcommand == "fit" and self.trainer.is_global_zero:
+            _print_fit_summary(self.trainer, self.model)
         if subcommand == "test":
             for cb in self.trainer.callbacks:
                 if isinstance(cb, TestReport) and cb.robustness:
                     cb.run_robustness(self.trainer, self.model)
+
+
+def _print_fit_summary(trainer, model) -> None:
+    """After fit: the best checkpoint, its score, the last one, and the stored operating point."""
+    ck = trainer.checkpoint_callback
+    if ck is None:
+        return
+    lines = []
+    if getattr(ck, "best_model_path", ""):
+        score = ck.best_model_score
+        shown = f"{float(score):.4f}" if score is not None else "n/a"
+        lines.append(f"best checkpoint {ck.best_model_path} ({ck.monitor} = {shown})")
+    if getattr(ck, "last_model_path", ""):
+        lines.append(f"last checkpoint {ck.last_model_path} (after {trainer.current_epoch} epoch(s))")
+    cal = getattr(model, "calibration", None)
+    if cal is not None and getattr(model, "val_scores", None) is not None:
+        lines.append(f"operating point of the final weights: {cal.describe()}")
+    for line in lines:
+        print(f"cifake: {line}", file=sys.stderr)
 
 
 def _own_error(e: BaseException) -> CifakeError | None:
@@ -319,6 +341,13 @@ def main(argv: list[str] | None = None) -> None:
         if argv and argv[0] in PROJECT_COMMANDS:
             PROJECT_COMMANDS[argv[0]](argv[1:])
             return
+        if argv[:1] == ["predict"] and not any(a.startswith(("--data", "-c", "--config")) for a in argv):
+            from .commands.predict_files import has_inputs
+            from .commands.predict_files import main as predict_files
+
+            if has_inputs(argv[1:]):  # files, folders or globs: no data module, no trainer
+                predict_files(argv[1:])
+                return
         argv = rewrite_argv(argv)
         _quiet_lightning()
         if from_sys:  # let LightningCLI read sys.argv itself (it warns when given both)

@@ -20,6 +20,20 @@ def main() -> None:
 
         print(TOP_LEVEL)
         return
+    if args and not args[0].startswith("-"):
+        from .commands import PROJECT_COMMANDS
+
+        known = ["fit", "validate", "test", "predict", *PROJECT_COMMANDS]
+        if args[0] not in known:
+            import difflib
+
+            close = difflib.get_close_matches(args[0], known, n=2, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            print(
+                f"cifake: error: unknown command {args[0]!r}{hint} (commands: {', '.join(known)}; cifake --help)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
     from .cli import main as cli_main
 
     cli_main()

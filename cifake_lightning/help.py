@@ -15,7 +15,9 @@ Project commands, each with --help:
     cifake explain --ckpt CKPT                           IG, occlusion, Grad-CAM, band-ablation maps
     cifake sweep local|list|check SWEEP.yaml             W&B sweep files, run offline
     cifake report RUNS_DIR                               comparison page of many runs
-    cifake compare RESULT_A RESULT_B                     paired test of two detectors on the same images"""
+    cifake compare RESULT_A RESULT_B                     paired test of two detectors on the same images
+    cifake export --ckpt CKPT --format onnx|torchscript  the detector (calibrated) as one file
+    cifake loso --config C --root R --sources S1 S2 ...  leave one fake source out, for each source"""
 
 
 TOP_LEVEL = (

@@ -14,7 +14,13 @@ from .errors import CheckpointError, ConfigError
 
 _MISSING = object()
 #: Model options that change how, not what, the model computes; a test/predict run may set them freely.
-RUNTIME_MODEL_OPTIONS = ("init_args.compile", "init_args.channels_last", "init_args.collect_predictions")
+RUNTIME_MODEL_OPTIONS = (
+    "init_args.compile",
+    "init_args.channels_last",
+    "init_args.collect_predictions",
+    "init_args.calibration",  # re-fitted from the validation logits stored in the checkpoint
+    "init_args.threshold",
+)
 
 
 def as_dict(node):

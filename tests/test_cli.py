@@ -180,4 +180,7 @@ def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_pat
             with torch.no_grad():
                 p = float(model.predict_proba(x))
             assert abs(float(r["p_fake"]) - p) < 1e-4, r
-        assert r["predicted"] == ("fake" if float(r["p_fake"]) >= 0.5 else "real")
+        assert r["predicted"] == (
+            "fake" if float(r["logit"]) >= model.calibration.threshold_logit else "real"
+        )
+        assert float(r["threshold"]) == pytest.approx(model.calibration.threshold, rel=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -49,7 +50,7 @@ def _write_result(folder, label, prob, content_hash):
     )
     rows = ["index,file,source,content_class,label,logit,p_fake"]
     rows += [
-        f"{i},{i}.jpg,s,-1,{'fake' if y else 'real'},0,{p:.6f}"
+        f"{i},{i}.jpg,s,-1,{'fake' if y else 'real'},{math.log(max(p, 1e-9) / max(1 - p, 1e-9)):.6f},{p:.6f}"
         for i, (y, p) in enumerate(zip(label.tolist(), prob.tolist()))
     ]
     (folder / "predictions.csv").write_text("\n".join(rows) + "\n")

@@ -52,10 +52,18 @@ def test_table_is_sorted_by_row_and_reads_metadata_from_the_manifest():
     assert sub.index.tolist() == [1, 3, 5] and sub.manifest is m
 
 
-def test_temperature_scales_every_consumers_probabilities():
-    t = PredictionTable(torch.arange(6), torch.full((6,), 2.0), _manifest())
-    t.temperature = 2.0
-    assert torch.allclose(t.prob, torch.sigmoid(torch.ones(6)))
+def test_calibration_scales_every_consumers_probabilities():
+    from cifake_lightning.evaluate.calibration import Calibration
+
+    t = PredictionTable(torch.arange(6), torch.tensor([-3.0, 2.0, -1.0, 2.0, 0.5, 2.0]), _manifest())
+    t.calibration = Calibration(method="temperature", scale=0.5, threshold_logit=1.0, threshold=0.62)
+    assert torch.allclose(t.prob, torch.sigmoid(t.logit * 0.5))
+    assert torch.allclose(t.raw_prob, torch.sigmoid(t.logit))
+    assert t.decision.tolist() == [0, 1, 0, 1, 0, 1]  # logit >= 1.0
+    assert t.decision_at(0.5).tolist() == [0, 1, 0, 1, 1, 1]
+    rows = list(csv.DictReader(io.StringIO(t.to_csv())))
+    assert [r["predicted"] for r in rows] == ["real", "fake", "real", "fake", "real", "fake"]
+    assert {r["threshold"] for r in rows} == {"0.62"}
 
 
 def test_results_are_keyed_by_checkpoint_and_data(tmp_path):

@@ -39,6 +39,18 @@ def _compare(argv):
     main(argv)
 
 
+def _loso(argv):
+    from .loso_cmd import main
+
+    main(argv)
+
+
+def _export(argv):
+    from .export_cmd import main
+
+    main(argv)
+
+
 PROJECT_COMMANDS = {
     "data": _data,
     "models": _models,
@@ -46,4 +58,6 @@ PROJECT_COMMANDS = {
     "sweep": _sweep,
     "report": _report,
     "compare": _compare,
+    "loso": _loso,
+    "export": _export,
 }

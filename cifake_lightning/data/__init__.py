@@ -7,6 +7,7 @@ start without loading Lightning.
 from importlib import import_module
 
 _EXPORTS = {
+    "AlignedFakes": ".aligned",
     "AugmentConfig": ".augment",
     "CachedImageDataModule": ".base",
     "CIFAKEDataModule": ".cifake",

@@ -32,6 +32,11 @@ class AugmentConfig:
         blur_sigma: sigma range of the blur.
         jpeg: probability of re-encoding as JPEG with a quality in `jpeg_quality` (differentiable codec).
         jpeg_quality: quality range of the JPEG re-encoding.
+        rot90: probability of a rotation by 90, 180 or 270 degrees (SAFE, KDD 2025: keeps every pixel
+            and its neighbours, unlike resizing, so generator traces survive).
+        patch_mask: probability of masking (zeroing) a share `mask_ratio` of the `mask_patch` x
+            `mask_patch` cells of an image (SAFE's random patch masking).
+        mask_ratio, mask_patch: see patch_mask.
     """
 
     hflip: float = 0.5
@@ -44,9 +49,17 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.1, 1.0)
     jpeg: float = 0.0
     jpeg_quality: tuple[float, float] = (50.0, 95.0)
+    rot90: float = 0.0
+    patch_mask: float = 0.0
+    mask_ratio: float = 0.25
+    mask_patch: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("hflip", "resized_crop", "color_jitter", "blur", "jpeg"):
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError("augment.mask_ratio", f"must be in (0, 1), got {self.mask_ratio}")
+        if self.mask_patch < 1:
+            raise ConfigError("augment.mask_patch", f"must be >= 1, got {self.mask_patch}")
+        for name in ("hflip", "resized_crop", "color_jitter", "blur", "jpeg", "rot90", "patch_mask"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment.{name} is a probability and must be in [0, 1], got {p}")
@@ -65,7 +78,18 @@ class AugmentConfig:
 
     @property
     def enabled(self) -> bool:
-        return any((self.hflip, self.pad_crop, self.resized_crop, self.color_jitter, self.blur, self.jpeg))
+        return any(
+            (
+                self.hflip,
+                self.pad_crop,
+                self.resized_crop,
+                self.color_jitter,
+                self.blur,
+                self.jpeg,
+                self.rot90,
+                self.patch_mask,
+            )
+        )
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -88,6 +112,8 @@ def build_augmentation(cfg: AugmentConfig, size: int = 32) -> nn.Module | None:
         steps.append(K.RandomHorizontalFlip(p=cfg.hflip))
     if cfg.pad_crop:
         steps.append(K.RandomCrop((size, size), padding=cfg.pad_crop, padding_mode="reflect", p=1.0))
+    if cfg.rot90:
+        steps.append(RandomRot90(cfg.rot90))
     if cfg.resized_crop:
         steps.append(K.RandomResizedCrop((size, size), scale=cfg.crop_scale, p=cfg.resized_crop))
     if cfg.color_jitter:
@@ -97,7 +123,45 @@ def build_augmentation(cfg: AugmentConfig, size: int = 32) -> nn.Module | None:
         steps.append(K.RandomGaussianBlur((3, 3), cfg.blur_sigma, p=cfg.blur))
     if cfg.jpeg:
         steps.append(K.RandomJPEG(jpeg_quality=cfg.jpeg_quality, p=cfg.jpeg))
+    if cfg.patch_mask:
+        steps.append(RandomPatchMask(cfg.patch_mask, cfg.mask_ratio, cfg.mask_patch))
     return BatchAugment(nn.Sequential(*steps))
+
+
+class RandomRot90(nn.Module):
+    """Rotate each selected image (probability p) by 90, 180 or 270 degrees; pixels are only moved."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            return x
+        k = torch.randint(1, 4, (x.shape[0],), device=x.device)
+        k = torch.where(torch.rand(x.shape[0], device=x.device) < self.p, k, torch.zeros_like(k))
+        out = x.clone()
+        for r in (1, 2, 3):
+            sel = k == r
+            if sel.any():
+                out[sel] = torch.rot90(x[sel], r, dims=(-2, -1))
+        return out
+
+
+class RandomPatchMask(nn.Module):
+    """Zero a random share `ratio` of the patch x patch cells of each selected image (probability p)."""
+
+    def __init__(self, p: float, ratio: float = 0.25, patch: int = 4) -> None:
+        super().__init__()
+        self.p, self.ratio, self.patch = p, ratio, patch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        gh, gw = -(-h // self.patch), -(-w // self.patch)
+        cells = torch.rand(b, 1, gh, gw, device=x.device) < self.ratio
+        cells &= torch.rand(b, 1, 1, 1, device=x.device) < self.p
+        mask = cells.repeat_interleave(self.patch, -2).repeat_interleave(self.patch, -1)[..., :h, :w]
+        return x.masked_fill(mask, 0.0)
 
 
 class BatchAugment(nn.Module):

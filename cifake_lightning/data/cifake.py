@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from .aligned import AlignedFakes
 from .base import CachedImageDataModule
 from .download import KAGGLE_CIFAKE, data_home, download_kaggle
 from .layout import LABEL_NAMES, cifake_content_class, resolve_kaggle_root
@@ -31,15 +32,32 @@ class CIFAKEDataModule(CachedImageDataModule):
         root: dataset folder (default: $CIFAKE_DATA/cifake or the platform data dir).
         val_size: validation images carved out of train (10,000 as in the ISITCAP study).
         download: download with kagglehub when `root` does not hold the data yet.
+        aligned_fakes: add self-made fakes aligned with the training reals to the training split
+            (data/aligned.py: autoencoder reconstructions or resampling traces); off by default.
+        extra_fakes: more folders of fakes (relative to `root` or absolute) for the training split
+            only, each its own source: training with several generators (Community Forensics), and
+            what `cifake loso` uses to leave one source out.
+        real_mosaics: add this many (as a share of the training reals) extra real images made of 2x2
+            mosaics of training reals reduced by 2 (data/aligned.add_real_mosaics); 0 = off.
         **kwargs: see CachedImageDataModule (batch sizes, augmentation, cache, bad-file policy).
     """
 
     class_parser = staticmethod(cifake_content_class)
 
     def __init__(
-        self, root: str | None = None, val_size: int | float = 10_000, download: bool = False, **kwargs
+        self,
+        root: str | None = None,
+        val_size: int | float = 10_000,
+        download: bool = False,
+        aligned_fakes: AlignedFakes | None = None,
+        extra_fakes: list[str] | None = None,
+        real_mosaics: float = 0.0,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.real_mosaics = real_mosaics
+        self.aligned_fakes = aligned_fakes
+        self.extra_fakes = list(extra_fakes or [])
         if isinstance(val_size, float) and not 0.0 <= val_size < 1.0:
             raise ConfigError("data.val_size", f"as a fraction must be in [0, 1), got {val_size}")
         if isinstance(val_size, int) and val_size < 0:
@@ -96,7 +114,43 @@ class CIFAKEDataModule(CachedImageDataModule):
             out["train"], out["val"] = train.subset(tr), train.subset(va)
         else:
             out["train"] = train
+        if self._stage not in ("test", "predict", "validate"):
+            out["train"] = self._more_fakes(out["train"])
         return out
+
+    def _extra_sources(self) -> list[tuple[str, Path]]:
+        out = []
+        for folder in self.extra_fakes:
+            path = Path(folder).expanduser()
+            path = path if path.is_absolute() else self._root() / path
+            if not path.is_dir():
+                raise DataError("extra fake folder not found (data.extra_fakes)", path)
+            out.append((str(folder).rstrip("/"), path))
+        return out
+
+    def _more_fakes(self, train: DecodedSplit) -> DecodedSplit:
+        """Training split + extra fake folders + aligned fakes (options; both off by default)."""
+        from .aligned import add_aligned_fakes, add_real_mosaics, append_fakes
+        from .cache import load_or_build
+
+        for name, path in self._extra_sources():
+            extra = load_or_build(
+                f"extra-{name.replace('/', '_')}",
+                [Source(name, path, 1)],
+                path.parent,
+                self._cache_dir(),
+                size=self.image_size,
+                resize="area",
+                on_bad_file=self.on_bad_file,
+                workers=self.decode_workers,
+                progress=self.progress,
+            )
+            train = append_fakes(train, extra.images, name, files=extra.files, hashes=extra.hashes)
+        if self.aligned_fakes is not None:
+            train = add_aligned_fakes(train, self.aligned_fakes, self._cache_dir())
+        if self.real_mosaics:
+            train = add_real_mosaics(train, self.real_mosaics, self.seed, cache_dir=self._cache_dir())
+        return train
 
 
 def _looks_ready(root: Path) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from .calibration import IDENTITY
 from .table import PredictionTable, gather_uneven
 
 
@@ -48,6 +49,7 @@ class TableCollector(L.Callback):
             dm.manifest(split),
             checkpoint=trainer.ckpt_path,
             perturbation=getattr(dm, "eval_perturbation", None),
+            calibration=getattr(pl_module, "calibration", None) or IDENTITY,
         )
 
     # ------------------------------------------------------------------ test loop

@@ -39,12 +39,21 @@ def compare_scores(
     threshold_b: float = 0.5,
     n_boot: int = 1000,
     seed: int = 0,
+    score_a: torch.Tensor | None = None,
+    score_b: torch.Tensor | None = None,
 ) -> dict:
-    """Paired comparison of two score vectors on the same labelled images (see module docstring)."""
+    """Paired comparison of two score vectors on the same labelled images (see module docstring).
+
+    Decisions are prob >= threshold; AUROCs rank `score_a`/`score_b` (e.g. logits) when given, which
+    keeps the order of probabilities that round to 0 or 1."""
     from torchmetrics.functional.classification import binary_auroc
+
+    from .ood import rank_score
 
     label = label.long().cpu()
     prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
+    rank_a = rank_score(prob_a if score_a is None else score_a.cpu())
+    rank_b = rank_score(prob_b if score_b is None else score_b.cpu())
     if not (len(label) == len(prob_a) == len(prob_b)):
         raise ValueError("label and both score vectors must have the same length")
     right_a = (prob_a >= threshold_a).long() == label
@@ -64,7 +73,7 @@ def compare_scores(
             auroc_a=math.nan, auroc_b=math.nan, auroc_diff=math.nan, auroc_diff_ci95=[math.nan, math.nan]
         )
         return out
-    auc_a, auc_b = float(binary_auroc(prob_a, label)), float(binary_auroc(prob_b, label))
+    auc_a, auc_b = float(binary_auroc(rank_a, label)), float(binary_auroc(rank_b, label))
     g = torch.Generator().manual_seed(seed)
     diffs = []
     n = len(label)
@@ -73,7 +82,7 @@ def compare_scores(
         y = label[idx]
         if y.min() == y.max():
             continue
-        diffs.append(float(binary_auroc(prob_a[idx], y)) - float(binary_auroc(prob_b[idx], y)))
+        diffs.append(float(binary_auroc(rank_a[idx], y)) - float(binary_auroc(rank_b[idx], y)))
     d = torch.tensor(diffs)
     lo, hi = (torch.quantile(d, torch.tensor([0.025, 0.975])).tolist()) if len(d) else (math.nan, math.nan)
     out.update(
@@ -86,8 +95,9 @@ def compare_scores(
     return out
 
 
-def read_result(folder: str | Path) -> tuple[dict[int, tuple[int, float]], str, dict]:
-    """{row index: (label, p_fake)}, the data's content hash and the report of a `cifake test` folder."""
+def read_result(folder: str | Path) -> tuple[dict[int, tuple[int, float, str, float]], str, dict]:
+    """{row index: (label, p_fake, source, logit)}, the data's content hash and the report of a
+    `cifake test` folder."""
     folder = Path(folder)
     report_path, csv_path = folder / "report.json", folder / "predictions.csv"
     for p in (report_path, csv_path):
@@ -100,12 +110,20 @@ def read_result(folder: str | Path) -> tuple[dict[int, tuple[int, float]], str, 
             label = {"real": 0, "fake": 1}.get(r["label"])
             if label is None:
                 raise ConfigError("compare", f"{csv_path}: row {r.get('index')} has no real/fake label")
-            rows[int(r["index"])] = (label, float(r["p_fake"]))
+            p = float(r["p_fake"])
+            logit = float(r["logit"]) if r.get("logit") else p
+            rows[int(r["index"])] = (label, p, r.get("source", ""), logit)
     return rows, (report.get("data") or {}).get("content_hash", ""), report
 
 
-def compare_results(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Compare two `cifake test` result folders of the same data (refused when the data differ)."""
+def compare_results(
+    a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0, sources: list[str] | None = None
+) -> dict:
+    """Compare two `cifake test` result folders of the same data (refused when the data differ).
+
+    Decisions use each run's own validation-chosen threshold (stored in its report; 0.5 for reports
+    without one), on its calibrated P(fake) as written in predictions.csv. `sources` restricts the
+    comparison to those sources' rows (e.g. the unseen generators plus the test reals)."""
     rows_a, hash_a, rep_a = read_result(a)
     rows_b, hash_b, rep_b = read_result(b)
     if not hash_a or hash_a != hash_b or rows_a.keys() != rows_b.keys():
@@ -115,13 +133,24 @@ def compare_results(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int 
             "test both checkpoints on the same data first",
         )
     keys = sorted(rows_a)
+    if sources:
+        present = {v[2] for v in rows_a.values()}
+        missing = [x for x in sources if x not in present]
+        if missing:
+            raise ConfigError(
+                "compare --source", f"{missing} not in the results (sources: {sorted(present)})"
+            )
+        keys = [k for k in keys if rows_a[k][2] in sources]
     label = torch.tensor([rows_a[k][0] for k in keys])
     if any(rows_a[k][0] != rows_b[k][0] for k in keys):
         raise ConfigError("compare", "the two results disagree on the labels of the same images")
     out = compare_scores(
         label, torch.tensor([rows_a[k][1] for k in keys]), torch.tensor([rows_b[k][1] for k in keys]),
-        n_boot=n_boot, seed=seed,
+        threshold_a=_threshold(rep_a), threshold_b=_threshold(rep_b), n_boot=n_boot, seed=seed,
+        score_a=torch.tensor([rows_a[k][3] for k in keys]), score_b=torch.tensor([rows_b[k][3] for k in keys]),
     )  # fmt: skip
+    out["threshold_a"], out["threshold_b"] = _threshold(rep_a), _threshold(rep_b)
+    out["sources"] = sources or "all"
     out["a"], out["b"] = (
         {"folder": str(a), "checkpoint": rep_a.get("checkpoint")},
         {
@@ -131,3 +160,7 @@ def compare_results(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int 
     )
     out["data_content_hash"] = hash_a
     return out
+
+
+def _threshold(report: dict) -> float:
+    return float((report.get("threshold") or {}).get("validation", 0.5))

@@ -12,7 +12,16 @@ from pathlib import Path
 import torch
 
 from ..utils import write_atomic, write_json
-from .ood import COLUMNS, markdown, per_class_accuracy, real_bias_by_class, source_table
+from .calibration import ece as _ece
+from .ood import (
+    COLUMNS,
+    UNSEEN_COLUMNS,
+    markdown,
+    per_class_accuracy,
+    real_bias_by_class,
+    source_table,
+    unseen_summary,
+)
 from .plots import gallery_png, reliability_png
 from .table import PredictionTable
 
@@ -29,6 +38,8 @@ def write_source_report(
     reference_real: str | None = None,
     reference_fake: str | None = None,
     loggers: list | None = None,
+    seen: list[str] | None = None,
+    ood_real: list[str] | None = None,
 ) -> dict:
     """Write the report files of one predictions table into `out`; returns the report (also report.json).
 
@@ -38,12 +49,38 @@ def write_source_report(
     names = list(table.manifest.source_names)
     prob, label, source, cc = table.prob, table.label, table.source, table.content_class
     refs = {"reference_real": reference_real, "reference_fake": reference_fake}
+    cal = table.calibration
+    thr = {"raw_prob": table.raw_prob, "decision": table.decision, "score": table.logit}
+    if seen is None and reference_fake is not None:
+        seen = [reference_fake]
     report: dict = {
         "checkpoint": table.checkpoint,
         "data": table.manifest.describe(),
-        "sources": source_table(prob, label, source, names, ece_bins, **refs),
+        "threshold": {"validation": cal.threshold, "rule": cal.rule, "fixed": 0.5},
+        "calibration": {
+            **cal.to_dict(),
+            "test_nll_raw": float(_nll(table.raw_prob, label)),
+            "test_nll": float(_nll(prob, label)),
+            "test_ece_raw": _ece(table.raw_prob, label, ece_bins),
+            "test_ece": _ece(prob, label, ece_bins),
+        },
+        "sources": source_table(prob, label, source, names, ece_bins, **refs, **thr),
         "references": refs,
     }
+    unseen = unseen_summary(
+        prob,
+        label,
+        source,
+        names,
+        table.decision,
+        table.raw_prob,
+        seen,
+        reference_real,
+        ood_real,
+        table.logit,
+    )
+    if unseen is not None:
+        report["unseen"] = unseen
     against = {c: refs[f"reference_{c}"] or f"all {c} test images" for c in ("real", "fake")}
     md = [
         "# Test report",
@@ -57,17 +94,47 @@ def write_source_report(
         f"AUROC, AP and TPR@FPR of a one-class source rank it against the other class: fake sources against "
         f"{against['real']}, real sources against {against['fake']}.",
         "",
+        "Thresholds: `accuracy`, `real_acc`, `fake_acc` call an image fake at raw P(fake) >= 0.5; the `@thr` "
+        f"columns use the threshold chosen on validation data at fit time: {cal.describe()}. ECE, NLL and "
+        "mean P(fake) are of the calibrated P(fake).",
+        "",
         markdown(report["sources"], COLUMNS),
+    ]
+    if unseen is not None:
+        md += [
+            "## Generalisation: fake sources of unseen generator kinds",
+            "",
+            f"Seen (a generator of this kind made training fakes): {', '.join(unseen['seen']) or 'none declared'}. "
+            f"Unseen: {', '.join(unseen['unseen'])}. Real photographs never seen in training (OOD reals): "
+            f"{', '.join(unseen['ood_real']) or 'none'}; in-distribution test reals: {unseen['test_real']}.",
+            "",
+            markdown([*unseen["rows"], unseen["mean"], unseen["worst"]], UNSEEN_COLUMNS),
+            "False-positive rate of each real source, at the validation threshold and at 0.5:",
+            "",
+            markdown(unseen["real_fpr"]),
+        ]
+    c = report["calibration"]
+    md += [
+        "## Calibration",
+        "",
+        f"{cal.describe()}.",
+        "",
+        "| data | NLL raw | NLL calibrated | ECE raw | ECE calibrated |",
+        "|---|---|---|---|---|",
+        f"| validation (fit) | {c['val_nll_raw']:.4f} | {c['val_nll']:.4f} | {c['val_ece_raw']:.4f} | {c['val_ece']:.4f} |",
+        f"| this test data | {c['test_nll_raw']:.4f} | {c['test_nll']:.4f} | {c['test_ece_raw']:.4f} | {c['test_ece']:.4f} |",
+        "",
     ]
     if (cc >= 0).any():
         report["per_class"] = per_class_accuracy(prob, label, cc)
         md += ["## Accuracy per content class", "", markdown(report["per_class"])]
-        report["real_bias_by_class"] = real_bias_by_class(prob, label, cc)
+        report["real_bias_by_class"] = real_bias_by_class(prob, label, cc, table.raw_prob, table.decision)
         if report["real_bias_by_class"]:
             md += [
                 "## False positives on real images, per content class",
                 "",
-                "Share of real images of each class called fake at P(fake) >= 0.5, and their mean P(fake).",
+                "Share of real images of each class called fake at raw P(fake) >= 0.5 (`fpr`) and at the "
+                "validation threshold (`fpr@thr`), and their mean calibrated P(fake).",
                 "",
                 markdown(report["real_bias_by_class"]),
             ]
@@ -78,15 +145,20 @@ def write_source_report(
     reliability_png(
         prob, label, source, names, out / "reliability.png", bins=ece_bins, title="reliability of P(fake)"
     )
-    md += ["## Calibration", "", "![reliability](reliability.png)", ""]
+    md += ["![reliability](reliability.png)", ""]
 
     files = table.files
     if images is not None and gallery_size > 0:
         for kind, sel, key, desc in (
-            ("false_positives", label == 0, -prob, "real images judged fake"),
-            ("false_negatives", label == 1, prob, "fakes judged real"),
+            (
+                "false_positives",
+                label == 0,
+                -table.logit,
+                "real images judged fake at the validation threshold",
+            ),
+            ("false_negatives", label == 1, table.logit, "fakes judged real at the validation threshold"),
         ):
-            wrong = torch.nonzero(sel & ((prob >= 0.5).long() != label), as_tuple=False).flatten()
+            wrong = torch.nonzero(sel & (table.decision != label), as_tuple=False).flatten()
             wrong = wrong[torch.argsort(key[wrong])][:gallery_size]
             report[kind] = [
                 {"file": files[int(i)], "source": names[int(source[i])], "p_fake": float(prob[i])}
@@ -109,20 +181,23 @@ def write_source_report(
         report["robustness"] = {}
         acc_rows, auc_rows = [], []
         for name, t in robustness.items():
-            rows = source_table(t.prob, t.label, t.source, names, ece_bins, **refs)
+            rows = source_table(
+                t.prob, t.label, t.source, names, ece_bins, **refs,
+                raw_prob=t.raw_prob, decision=t.decision, score=t.logit,
+            )  # fmt: skip
             report["robustness"][name] = rows
             acc_rows.append({"perturbation": name, **{r["source"]: r["accuracy"] for r in rows}})
             auc_rows.append({"perturbation": name, **{r["source"]: r["auroc"] for r in rows}})
         clean_acc = {"perturbation": "none", **{r["source"]: r["accuracy"] for r in report["sources"]}}
         clean_auc = {"perturbation": "none", **{r["source"]: r["auroc"] for r in report["sources"]}}
-        keys = ("auroc", "ap", "real_acc", "fake_acc")
+        keys = ("auroc", "ap", "real_acc", "fake_acc", "real_acc@thr", "fake_acc@thr")
         overall = [{"perturbation": "none", **{k: report["sources"][-1][k] for k in keys}}]
         overall += [
             {"perturbation": n, **{k: rows[-1][k] for k in keys}} for n, rows in report["robustness"].items()
         ]
         report["robustness_all"] = overall
         md += [
-            "## Robustness: all images (both classes perturbed; accuracies at 0.5)",
+            "## Robustness: all images (both classes perturbed; accuracies at 0.5 and at the validation threshold)",
             "",
             markdown(overall),
             "## Robustness: accuracy",
@@ -135,11 +210,16 @@ def write_source_report(
 
     write_json(out / "report.json", report)
     write_atomic(out / "report.md", "\n".join(md) + "\n")
-    write_atomic(out / "predictions.csv", table.to_csv(threshold=0.5))
+    write_atomic(out / "predictions.csv", table.to_csv())
     _print_table(report["sources"])
     if loggers:
         _to_wandb(loggers, report, out)
     return report
+
+
+def _nll(prob: torch.Tensor, label: torch.Tensor) -> float:
+    p = prob.double().clamp(1e-7, 1 - 1e-7)
+    return float(torch.nn.functional.binary_cross_entropy(p, label.double()))
 
 
 def _class_gallery(path: Path, table: PredictionTable, images: torch.Tensor, per_class: int = 4) -> None:
@@ -150,8 +230,8 @@ def _class_gallery(path: Path, table: PredictionTable, images: torch.Tensor, per
     tiles, caps = [], []
     blank = torch.full_like(images[0], 255)
     for c in sorted(v for v in set(cc[label == 0].tolist()) if v >= 0):
-        wrong = torch.nonzero((cc == c) & (label == 0) & (prob >= 0.5), as_tuple=False).flatten()
-        wrong = wrong[torch.argsort(-prob[wrong])][:per_class]
+        wrong = torch.nonzero((cc == c) & (label == 0) & (table.decision == 1), as_tuple=False).flatten()
+        wrong = wrong[torch.argsort(-table.logit[wrong])][:per_class]
         if not len(wrong):
             continue  # a class without false positives gets no row
         name = CIFAR10_CLASSES[c] if c < len(CIFAR10_CLASSES) else str(c)

@@ -22,12 +22,13 @@ class PredictionWriter(TableCollector):
 
     Args:
         results_dir: root of result folders.
-        threshold: P(fake) at or above which an image is called fake.
+        threshold: calibrated P(fake) at or above which an image is called fake; default: the threshold
+            chosen on validation data when the checkpoint was fitted (0.5 for a checkpoint without one).
     """
 
-    def __init__(self, results_dir: str = "results", threshold: float = 0.5) -> None:
+    def __init__(self, results_dir: str = "results", threshold: float | None = None) -> None:
         super().__init__()
-        if not 0.0 <= threshold <= 1.0:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ConfigError("predictions.threshold", f"must be in [0, 1], got {threshold}")
         self.results_dir, self.threshold = results_dir, threshold
         self.path: Path | None = None
@@ -43,10 +44,16 @@ class PredictionWriter(TableCollector):
             return
         folder = results_folder(self.results_dir, table)
         self.path = write_atomic(folder / "predictions.csv", table.to_csv(threshold=self.threshold))
-        n_fake = int((table.prob >= self.threshold).sum())
+        if self.threshold is None:
+            n_fake, thr = (
+                int(table.decision.sum()),
+                f"{table.threshold:.4g} ({table.calibration.rule} on validation)",
+            )
+        else:
+            n_fake, thr = int((table.prob >= self.threshold).sum()), f"{self.threshold:g}"
         seconds = time.perf_counter() - self._t0
         print(
-            f"predicted {len(table)} images ({n_fake} fake at P>={self.threshold}) in {seconds:.2f}s "
+            f"predicted {len(table)} images ({n_fake} fake at P(fake) >= {thr}) in {seconds:.2f}s "
             f"({len(table) / max(seconds, 1e-9):,.0f} images/s, decoding excluded) -> {self.path}",
             file=sys.stderr,
         )

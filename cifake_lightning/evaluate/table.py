@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from .calibration import IDENTITY, Calibration
+
 LABEL_NAMES = {0: "real", 1: "fake", -1: ""}
 
 
@@ -75,8 +77,9 @@ class SplitManifest:
 class PredictionTable:
     """Per-image model outputs for one split, sorted by row index (see module docstring).
 
-    `logit` is the model's raw output (positive = fake). `prob` applies the temperature stored with the
-    table (1.0 = the raw sigmoid), so calibrated scores flow to every consumer the same way.
+    `logit` is the model's raw output (positive = fake). `prob` applies the calibration stored with the
+    table (evaluate/calibration.py; none = the raw sigmoid), so calibrated scores flow to every consumer
+    the same way; `decision` applies its validation-chosen threshold, `decision_at(0.5)` the fixed one.
     """
 
     index: torch.Tensor  # (N,) long, row in the manifest
@@ -84,7 +87,7 @@ class PredictionTable:
     manifest: SplitManifest
     checkpoint: str | None = None
     perturbation: str | None = None
-    temperature: float = 1.0
+    calibration: Calibration = IDENTITY
 
     def __post_init__(self) -> None:
         index = self.index.long().cpu()
@@ -99,7 +102,26 @@ class PredictionTable:
 
     @property
     def prob(self) -> torch.Tensor:
-        return torch.sigmoid(self.logit / self.temperature)
+        return self.calibration.prob(self.logit)
+
+    @property
+    def raw_prob(self) -> torch.Tensor:
+        """The uncalibrated sigmoid of the logit."""
+        return torch.sigmoid(self.logit)
+
+    @property
+    def threshold(self) -> float:
+        """The validation-chosen P(fake) threshold stored with the checkpoint (0.5 without one)."""
+        return self.calibration.threshold
+
+    @property
+    def decision(self) -> torch.Tensor:
+        """1 = fake at the validation-chosen threshold (compared on the raw logit: no rounding)."""
+        return self.calibration.decide(self.logit)
+
+    def decision_at(self, p: float) -> torch.Tensor:
+        """1 = fake where the raw P(fake) >= p (0.5: the fixed threshold every paper reports)."""
+        return (self.raw_prob >= p).long()
 
     @property
     def label(self) -> torch.Tensor:
@@ -130,25 +152,29 @@ class PredictionTable:
             self.manifest,
             self.checkpoint,
             self.perturbation,
-            self.temperature,
+            self.calibration,
         )
 
     # ------------------------------------------------------------------ output
     def to_csv(self, threshold: float | None = None) -> str:
-        """One row per image: index, file, source, content_class, label, logit, prob (and the decision)."""
+        """One row per image: index, file, source, content_class, label, logit, p_fake (calibrated),
+        the decision and the P(fake) threshold it used: the table's validation-chosen one, or `threshold`
+        when given (compared on the calibrated P(fake))."""
         buf = io.StringIO()
         w = csv.writer(buf)
-        head = ["index", "file", "source", "content_class", "label", "logit", "p_fake"]
-        w.writerow(head + (["predicted"] if threshold is not None else []))
+        w.writerow(
+            ["index", "file", "source", "content_class", "label", "logit", "p_fake", "predicted", "threshold"]
+        )
         names, files = self.manifest.source_names, self.manifest.files
         label, source, cc = self.label.tolist(), self.source.tolist(), self.content_class.tolist()
-        for i, (row, logit, p) in enumerate(
-            zip(self.index.tolist(), self.logit.tolist(), self.prob.tolist())
-        ):
+        prob = self.prob
+        if threshold is None:
+            pred, thr = self.decision.tolist(), self.threshold
+        else:
+            pred, thr = (prob >= threshold).long().tolist(), threshold
+        for i, (row, logit, p) in enumerate(zip(self.index.tolist(), self.logit.tolist(), prob.tolist())):
             out = [row, files[row], names[source[i]], cc[i], LABEL_NAMES.get(label[i], label[i])]
-            out += [f"{logit:.6f}", f"{p:.6f}"]
-            if threshold is not None:
-                out.append("fake" if p >= threshold else "real")
+            out += [f"{logit:.6f}", f"{p:.6f}", "fake" if pred[i] else "real", f"{thr:.6g}"]
             w.writerow(out)
         return buf.getvalue()
 

@@ -31,6 +31,11 @@ class TestReport(TableCollector):
         ece_bins: bins of the expected calibration error and of the reliability diagram.
         reference_real, reference_fake: rank one-class sources against this source of the other class
             only (e.g. the in-distribution test folders) instead of all images of that class.
+        seen: fake sources made by a generator of a kind that made training fakes (default: the
+            reference_fake). Every other fake source is unseen and enters the generalisation summary
+            (mean and worst AUROC/AP, TPR at 1%/5% FPR against the OOD reals).
+        ood_real: real sources the model has never seen the like of (default: every real source but
+            the reference_real), e.g. ood/real_photos.
     """
 
     __test__ = False  # not a pytest test class
@@ -43,6 +48,8 @@ class TestReport(TableCollector):
         ece_bins: int = 15,
         reference_real: str | None = None,
         reference_fake: str | None = None,
+        seen: list[str] | None = None,
+        ood_real: list[str] | None = None,
     ) -> None:
         super().__init__()
         if ece_bins < 2:
@@ -52,6 +59,7 @@ class TestReport(TableCollector):
         self.gallery_size = gallery_size
         self.ece_bins = ece_bins
         self.reference_real, self.reference_fake = reference_real, reference_fake
+        self.seen, self.ood_real = seen, ood_real
         self.last_dir: Path | None = None
         self.report: dict | None = None
         self._metrics: dict = {}
@@ -91,6 +99,8 @@ class TestReport(TableCollector):
             reference_real=self.reference_real,
             reference_fake=self.reference_fake,
             loggers=trainer.loggers,
+            seen=self.seen,
+            ood_real=self.ood_real,
         )
         self.last_dir = out
         print(f"cifake: test results written to {out}/", file=sys.stderr)

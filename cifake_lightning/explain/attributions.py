@@ -162,7 +162,9 @@ def explain_batch(
         ):
             x = x.detach().float().clone()
             with torch.no_grad():
-                out["prob"] = torch.sigmoid(classifier(x).float())
+                from ..evaluate.calibration import calibrated_prob
+
+                out["prob"] = calibrated_prob(classifier, classifier(x).float())
             sign = target_sign(classifier, x, target)
             model = SignedLogit(classifier, sign)
             runners: dict[str, Callable[[], torch.Tensor]] = {

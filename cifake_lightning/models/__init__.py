@@ -1,5 +1,6 @@
 """Models: plain nn.Modules registered by name, and the ImageClassifier that trains any of them."""
 
+from .artifacts import ArtifactResidual
 from .attention import AttentionCNN, attention_map, has_attention
 from .autoencoder import AutoencoderFilter, AutoencoderModule, ConvAutoencoder
 from .backbones import TimmBackbone
@@ -13,6 +14,7 @@ from .normalize import Normalize
 from .registry import create_model, list_models, register_model
 
 __all__ = [
+    "ArtifactResidual",
     "AttentionCNN",
     "AutoencoderFilter",
     "AutoencoderModule",

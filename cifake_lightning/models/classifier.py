@@ -69,6 +69,11 @@ class ImageClassifier(LightningModule):
             galleries); off saves nothing measurable and leaves `cifake test` with metrics only.
         preprocess: optional module applied to [0, 1] images before normalisation (e.g. the ISITCAP
             AutoencoderFilter); attributions include it, as they should.
+        calibration: how P(fake) is calibrated on the validation logits kept with each checkpoint:
+            temperature | platt | none (evaluate/calibration.py). Used by test, predict and explain.
+        threshold: the operating threshold, chosen on the same validation logits: fpr:<x> (at most a
+            share x of validation reals called fake), youden, or a fixed P(fake) in (0, 1). Reports
+            give accuracies at this threshold beside the fixed 0.5.
     """
 
     def __init__(
@@ -81,8 +86,14 @@ class ImageClassifier(LightningModule):
         compile: bool | str = False,
         collect_predictions: bool = True,
         preprocess: nn.Module | None = None,
+        calibration: str = "temperature",
+        threshold: str | float = "fpr:0.01",
     ) -> None:
         super().__init__()
+        from ..evaluate.calibration import check_method, check_rule
+
+        self.calibration_method = check_method(calibration)
+        self.threshold_rule = check_rule(threshold)
         if _cli_instantiated():
             self.save_hyperparameters()
         else:  # plain Python use: modules are not serialisable config; the caller passes them again
@@ -101,6 +112,9 @@ class ImageClassifier(LightningModule):
         self.val_confusion = BinaryConfusionMatrix()
         self.test_confusion = BinaryConfusionMatrix()
         self.confusion: dict[str, list[list[int]]] = {}
+        self.val_scores: dict[str, torch.Tensor] | None = None  # last validation epoch's logits/labels
+        self._val_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._calibration = None
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
@@ -116,8 +130,11 @@ class ImageClassifier(LightningModule):
         out = self.backbone(x)
         return out.reshape(out.shape[0])
 
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(x).float())
+    def predict_proba(self, x: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """P(fake) of (B, 3, H, W) images: calibrated as fitted on validation (`calibration`), or the
+        raw sigmoid with calibrated=False."""
+        logit = self(x).float()
+        return self.calibration.prob(logit) if calibrated else torch.sigmoid(logit)
 
     # ------------------------------------------------------------------ steps
     def _loss(self, batch):
@@ -155,7 +172,9 @@ class ImageClassifier(LightningModule):
         return logits
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
+        logits = self._eval_step(batch, "val")
+        if not self.trainer.sanity_checking:
+            self._val_parts.append((logits.detach().float().cpu(), batch["label"].detach().long().cpu()))
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Metrics as in validation; returns {"index", "logit"} per image for the predictions table."""
@@ -177,8 +196,50 @@ class ImageClassifier(LightningModule):
             self.log(f"{split}/{name}", cm[i, j].float(), sync_dist=True)
         (self.val_confusion if split == "val" else self.test_confusion).reset()
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_parts = []
+
     def on_validation_epoch_end(self) -> None:
         self._store_confusion("val")
+        if self.trainer.sanity_checking or not self._val_parts:
+            return
+        logit = torch.cat([p[0] for p in self._val_parts])
+        label = torch.cat([p[1] for p in self._val_parts])
+        self._val_parts = []
+        if self.trainer.world_size > 1:
+            from ..evaluate.table import gather_uneven
+
+            got = gather_uneven(self, {"logit": logit, "label": label})
+            logit, label = got["logit"], got["label"]
+        self.val_scores = {"logit": logit, "label": label}
+        self._calibration = None  # refitted from these scores when first asked for
+
+    # ------------------------------------------------------------------ calibration
+    @property
+    def calibration(self):
+        """Calibration + validation-chosen threshold of the current weights (evaluate/calibration.py),
+        fitted on the last validation epoch's logits (kept in every checkpoint); identity without them."""
+        from ..evaluate.calibration import IDENTITY, fit
+
+        if self._calibration is None:
+            s = self.val_scores
+            self._calibration = (
+                fit(s["logit"], s["label"], self.calibration_method, self.threshold_rule) if s else IDENTITY
+            )
+        return self._calibration
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.val_scores is not None:
+            checkpoint["cifake_val_scores"] = {k: v.clone() for k, v in self.val_scores.items()}
+            checkpoint["cifake_calibration"] = self.calibration.to_dict()  # for readers without torch code
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        scores = checkpoint.get("cifake_val_scores")
+        if isinstance(scores, dict) and {"logit", "label"} <= set(scores):
+            self.val_scores = {"logit": scores["logit"].float(), "label": scores["label"].long()}
+        else:
+            self.val_scores = None
+        self._calibration = None
 
     def on_test_epoch_end(self) -> None:
         self._store_confusion("test")

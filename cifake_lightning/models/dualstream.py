@@ -88,7 +88,7 @@ class ResNetPyramidStream(nn.Module):
 
     def forward(self, x):
         feats = self.body(x)
-        size = feats[-1].shape[-2:]
+        size = (int(feats[-1].shape[-2]), int(feats[-1].shape[-1]))  # constant when traced (ONNX export)
         return self.merge(torch.cat([F.adaptive_avg_pool2d(f, size) for f in feats], 1))
 
 

@@ -1,0 +1,268 @@
+"""Which generalisation idea makes a detector recognise fakes of generators it never saw? (issue 16)
+
+Each variant changes one thing of a base experiment config (default configs/baseline_fast.yaml, the
+paper's CNN) and is trained with several seeds on genset-v2's train/ (DCGAN fakes), then tested on
+configs/data/ood_genset_v2.yaml: in-distribution test/REAL + test/FAKE, photographs that are not
+CIFAR-10 (ood/real_photos) and three generators absent from training. A fake source is *seen* when a
+generator of its kind made training fakes (the DCGAN's test/FAKE always; ood/ae_f4_recon_test when
+the variant trains on autoencoder reconstructions); every other fake source is unseen. Thresholds come
+from validation only (the checkpoint's `fpr:0.01` rule); the paired test against the baseline of the
+same seed (McNemar on decisions, bootstrap CI of the AUROC difference) runs on the unseen sources plus
+test/REAL.
+
+    python -m benchmarks.generalisation --root data/genset-v2 --seeds 0 1 2 --work /tmp/gen
+    python -m benchmarks.generalisation --root data/genset-v2 --only baseline npr --seeds 0
+
+Runs already in --work (runs.jsonl) are not repeated, so the benchmark can be resumed and extended;
+the table in benchmarks/results/generalisation.md is rebuilt from every run recorded there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
+
+REPO = Path(__file__).resolve().parents[1]
+NPR = '{"class_path": "cifake_lightning.models.ArtifactResidual", "init_args": {"kind": "npr"}}'
+HAAR = '{"class_path": "cifake_lightning.models.ArtifactResidual", "init_args": {"kind": "haar"}}'
+AE_SEEN = ["test/FAKE", "ood/ae_f4_recon_test"]
+
+#: name -> (overrides, fake sources of a seen kind)
+VARIANTS: dict[str, tuple[list[str], list[str]]] = {
+    "baseline": ([], ["test/FAKE"]),
+    "npr": (["--model.init_args.preprocess", NPR, "--model.init_args.normalize", "none"], ["test/FAKE"]),
+    "haar": (["--model.init_args.preprocess", HAAR, "--model.init_args.normalize", "none"], ["test/FAKE"]),
+    "aug_rot90_mask": (
+        ["--data.init_args.augment.rot90", "0.5", "--data.init_args.augment.patch_mask", "0.5"],
+        ["test/FAKE"],
+    ),
+    "aug_blur_jpeg": (
+        ["--data.init_args.augment.blur", "0.3", "--data.init_args.augment.jpeg", "0.3"],
+        ["test/FAKE"],
+    ),
+    "aligned_resample": (["--data.init_args.aligned_fakes", '{"kind": "resample"}'], ["test/FAKE"]),
+    "aligned_ae": (["--data.init_args.aligned_fakes", '{"kind": "ae"}'], AE_SEEN),
+    "aligned_resample+aug": (
+        [
+            "--data.init_args.aligned_fakes",
+            '{"kind": "resample"}',
+            "--data.init_args.augment.rot90",
+            "0.5",
+            "--data.init_args.augment.color_jitter",
+            "0.5",
+            "--data.init_args.augment.patch_mask",
+            "0.3",
+        ],
+        ["test/FAKE"],
+    ),  # fmt: skip
+    "aligned_resample+blur": (
+        [
+            "--data.init_args.aligned_fakes",
+            '{"kind": "resample"}',
+            "--data.init_args.augment.blur",
+            "0.5",
+            "--data.init_args.augment.blur_sigma",
+            "[0.3, 1.5]",
+        ],
+        ["test/FAKE"],
+    ),  # fmt: skip
+    "aligned_resample+mosaics": (
+        ["--data.init_args.aligned_fakes", '{"kind": "resample"}', "--data.init_args.real_mosaics", "0.5"],
+        ["test/FAKE"],
+    ),
+    "npr+aligned_resample": (
+        [
+            "--model.init_args.preprocess",
+            NPR,
+            "--model.init_args.normalize",
+            "none",
+            "--data.init_args.aligned_fakes",
+            '{"kind": "resample"}',
+        ],
+        ["test/FAKE"],
+    ),  # fmt: skip
+    "npr+aligned_ae": (
+        [
+            "--model.init_args.preprocess",
+            NPR,
+            "--model.init_args.normalize",
+            "none",
+            "--data.init_args.aligned_fakes",
+            '{"kind": "ae"}',
+        ],
+        AE_SEEN,
+    ),  # fmt: skip
+}
+
+
+def run_one(variant: str, seed: int, args, work: Path) -> dict:
+    overrides, seen = VARIANTS[variant]
+    name = f"gen-{variant.replace('+', '_')}-s{seed}"
+    common = ["--trainer.enable_progress_bar", "false", "--data.init_args.progress", "false"]
+    if args.cache_dir:
+        common += ["--data.init_args.cache_dir", args.cache_dir]
+    t0 = time.perf_counter()
+    cifake(
+        "fit", "--config", args.config, "--name", name, "--data.init_args.root", args.root,
+        "--data.init_args.val_size", str(args.val_size), "--seed_everything", str(seed),
+        "--trainer.max_epochs", str(args.max_epochs), "--trainer.enable_model_summary", "false",
+        *common, *overrides, cwd=work,
+    )  # fmt: skip
+    return test_one(variant, seed, args, work, time.perf_counter() - t0)
+
+
+def test_one(variant: str, seed: int, args, work: Path, fit_s: float) -> dict:
+    """`cifake test` of the variant's best checkpoint on the OOD test data, summarised."""
+    _, seen = VARIANTS[variant]
+    name = f"gen-{variant.replace('+', '_')}-s{seed}"
+    common = ["--trainer.enable_progress_bar", "false", "--data.init_args.progress", "false"]
+    if args.cache_dir:
+        common += ["--data.init_args.cache_dir", args.cache_dir]
+    run = latest_version(work / "runs" / name)
+    best = best_checkpoint(run)
+    r = cifake(
+        "test", "--ckpt", str(best), "--name", name, "--data", str(REPO / "configs/data/ood_genset_v2.yaml"),
+        "--data.init_args.root", args.root, "--report.reference_real", "test/REAL",
+        "--report.reference_fake", "test/FAKE", "--report.seen", json.dumps(seen), *common, cwd=work,
+    )  # fmt: skip
+    out = next(line.split(" written to ", 1)[1].strip().rstrip("/") for line in r.stderr.splitlines()
+               if "test results written to" in line)  # fmt: skip
+    return summarise(variant, seed, Path(out) if Path(out).is_absolute() else work / out, fit_s)
+
+
+def summarise(variant: str, seed: int, folder: Path, fit_s: float) -> dict:
+    rep = json.loads((folder / "report.json").read_text())
+    src = {r["source"]: r for r in rep["sources"]}
+    ind = [src["test/REAL"], src["test/FAKE"]]
+    n = sum(r["n"] for r in ind)
+    unseen = rep.get("unseen") or {"rows": [], "mean": {}, "worst": {}, "real_fpr": [], "unseen": []}
+    fpr = {r["source"]: r for r in unseen["real_fpr"]}
+    row = {
+        "variant": variant,
+        "seed": seed,
+        "folder": str(folder),
+        "fit_s": fit_s,
+        "threshold": rep["threshold"]["validation"],
+        "in_acc@thr": sum(r["acc@thr"] * r["n"] for r in ind) / n,
+        "in_acc@0.5": sum(r["accuracy"] * r["n"] for r in ind) / n,
+        "real_acc@thr": src["test/REAL"]["acc@thr"],
+        "fake_acc@thr": src["test/FAKE"]["acc@thr"],
+        "photos_fpr@thr": fpr.get("ood/real_photos", {}).get("fpr@thr", math.nan),
+        "unseen": unseen["unseen"],
+        "seen": unseen.get("seen", []),
+        "mean_auroc": unseen["mean"].get("auroc_vs_test_real", math.nan),
+        "worst_auroc": unseen["worst"].get("auroc_vs_test_real", math.nan),
+        "mean_auroc_vs_photos": unseen["mean"].get("auroc_vs_ood_real", math.nan),
+    }
+    for u in unseen["rows"]:
+        row[f"auroc:{u['source']}"] = u["auroc_vs_test_real"]
+        row[f"detected@thr:{u['source']}"] = u["detected@thr"]
+    for name in ("ood/gan_upsample_conv", "ood/vae_samples", "ood/ae_f4_recon_test"):
+        if name in src and f"auroc:{name}" not in row:  # a seen source: still show its numbers
+            row[f"auroc:{name}"] = src[name]["auroc"]
+            row[f"detected@thr:{name}"] = src[name]["acc@thr"]
+    return row
+
+
+def paired(row: dict, base: dict) -> dict:
+    from cifake_lightning.evaluate.compare import compare_results
+
+    sources = sorted(set(row["unseen"]) & set(base["unseen"])) + ["test/REAL"]
+    return compare_results(row["folder"], base["folder"], n_boot=300, sources=sources)
+
+
+def _ms(vals: list[float]) -> str:
+    vals = [v for v in vals if not math.isnan(v)]
+    if not vals:
+        return "n/a"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.3f} ± {sd:.3f}"
+
+
+def table(rows: list[dict]) -> str:
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r)
+    base = {r["seed"]: r for r in by.get("baseline", [])}
+    out = []
+    sources = ("ood/gan_upsample_conv", "ood/vae_samples", "ood/ae_f4_recon_test")
+    for variant, rs in by.items():
+        seen = sorted({s for r in rs for s in r["seen"]})
+        line = {
+            "variant": variant,
+            "seeds": len(rs),
+            "in-dist acc @thr": _ms([r["in_acc@thr"] for r in rs]),
+            "real acc @thr": _ms([r["real_acc@thr"] for r in rs]),
+            "fake acc @thr": _ms([r["fake_acc@thr"] for r in rs]),
+            "FPR real_photos @thr": _ms([r["photos_fpr@thr"] for r in rs]),
+        }
+        for s in sources:
+            mark = "seen" if s in seen else "unseen"
+            line[f"AUROC {s.split('/')[1]} ({mark})"] = _ms([r.get(f"auroc:{s}", math.nan) for r in rs])
+        line["unseen mean AUROC"] = _ms([r["mean_auroc"] for r in rs])
+        line["unseen worst AUROC"] = _ms([r["worst_auroc"] for r in rs])
+        if variant != "baseline" and base:
+            tests = [paired(r, base[r["seed"]]) for r in rs if r["seed"] in base]
+            if tests:
+                sig = sum(1 for t in tests if t["auroc_diff_ci95"][0] > 0 or t["auroc_diff_ci95"][1] < 0)
+                line["AUROC diff vs baseline (unseen+test real)"] = (
+                    f"{statistics.mean(t['auroc_diff'] for t in tests):+.3f} ({sig}/{len(tests)} seeds CI excl. 0)"
+                )
+                line["McNemar p (max over seeds)"] = f"{max(t['mcnemar_p'] for t in tests):.2g}"
+        out.append(line)
+    return markdown_table(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", required=True, help="extracted genset-v2")
+    ap.add_argument("--config", default=str(REPO / "configs" / "baseline_fast.yaml"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--only", nargs="+", default=None, choices=list(VARIANTS), help="variants to run")
+    ap.add_argument("--max-epochs", type=int, default=3)
+    ap.add_argument("--val-size", type=int, default=10000)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--work", default="/tmp/cifake-generalisation", help="runs, results and runs.jsonl")
+    ap.add_argument("--no-record", action="store_true", help="do not append to benchmarks/results")
+    ap.add_argument(
+        "--retest", action="store_true", help="re-test every recorded run (after a report change)"
+    )
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "runs.jsonl"
+    done = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
+    if args.retest:
+        done = [test_one(r["variant"], r["seed"], args, work, r["fit_s"]) for r in done]
+        log.write_text("".join(json.dumps(r) + "\n" for r in done))
+    have = {(r["variant"], r["seed"]) for r in done}
+    for variant in args.only or list(VARIANTS):
+        for seed in args.seeds:
+            if (variant, seed) in have:
+                continue
+            row = run_one(variant, seed, args, work)
+            print(json.dumps({k: v for k, v in row.items() if k != "folder"}), flush=True)
+            with open(log, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            done.append(row)
+    if not args.no_record:
+        record(
+            "generalisation",
+            f"Generalisation ideas on genset-v2, {args.max_epochs} epochs, config {Path(args.config).name}",
+            table(done),
+            notes=(
+                f"every run in {log}; thresholds from validation ({args.val_size} images carved from train, "
+                "rule fpr:0.01); AUROC of an unseen source ranks it against test/REAL; 'seen' = a generator "
+                "of that kind made training fakes"
+            ),
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Aligned, self-made fakes and extra fake sources for training (generalisation options, off by default).
+
+Aligned fakes (Rajan et al., "Aligned Datasets Improve Detection of Latent Diffusion-Generated
+Images", ICLR 2025; B-Free, Guillaro et al., CVPR 2025; DRCT, Chen et al., ICML 2024): fakes made from
+the training reals themselves, so that a real image and its fake share content and differ only in a
+generator's trace. Two kinds:
+
+* ``ae``: a small convolutional autoencoder (models.autoencoder.ConvAutoencoder; `latent` channels at
+  8x8, i.e. f=4 as a latent-diffusion VAE's pixel path) is trained on the training reals for `steps`
+  steps, and its reconstructions of those reals become fakes. NOTE: on genset-v2 this makes
+  ood/ae_f4_recon_test a *seen* kind (an autoencoder trained on CIFAR-10 made training fakes); report
+  it as seen.
+* ``resample``: no learned generator. Each real is reduced by 2 (block mean) and enlarged back with
+  nearest, bilinear or bicubic interpolation (chosen per image): the upsampling trace every
+  generator's last layers leave (AutoGAN, Zhang et al., WIFS 2019, simulates GAN artefacts the same
+  way). No generator of any kind is trained, so no test source becomes seen.
+
+The fakes are rounded to uint8 and re-encoded as JPEG at `jpeg_quality` like the data set's images
+(genset-v2 and CIFAKE are quality-75 JPEGs), so that compression cannot tell them from the reals.
+They are generated once per (training reals, options) and cached next to the decode caches; they join
+the training split only (validation and test keep the data set's own images). Their content class is
+the real image's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .split import DecodedSplit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AlignedFakes:
+    """Options of the aligned fakes added to the training split (see module docstring).
+
+    Attributes:
+        kind: ae (reconstructions by an autoencoder trained on the training reals) or resample.
+        share: fraction of the training reals that get an aligned fake (seeded choice).
+        steps, batch_size, lr, latent: autoencoder training (kind ae only).
+        jpeg_quality: re-encode the fakes as JPEG at this quality (None: keep the raw uint8 output).
+        seed: seeds the choice of reals, the autoencoder's training and the resample modes.
+    """
+
+    kind: Literal["ae", "resample"] = "ae"
+    share: float = 1.0
+    steps: int = 800
+    batch_size: int = 128
+    lr: float = 2e-3
+    latent: int = 4
+    jpeg_quality: int | None = 75
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("ae", "resample"):
+            raise ConfigError("data.aligned_fakes.kind", f"expected ae or resample, got {self.kind!r}")
+        if not 0.0 < self.share <= 1.0:
+            raise ConfigError("data.aligned_fakes.share", f"must be in (0, 1], got {self.share}")
+        if self.steps < 1 or self.batch_size < 1 or self.latent < 1:
+            raise ConfigError("data.aligned_fakes", "steps, batch_size and latent must be >= 1")
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(
+                "data.aligned_fakes.jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}"
+            )
+
+    @property
+    def source_name(self) -> str:
+        return f"aligned/{self.kind}"
+
+
+def jpeg_roundtrip(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> the same images after a JPEG encode/decode at `quality` (PIL, 4:2:0)."""
+    from PIL import Image
+
+    out = np.empty_like(images.permute(0, 2, 3, 1).numpy())
+    for i, img in enumerate(images.permute(0, 2, 3, 1).numpy()):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        out[i] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+
+
+def train_autoencoder(reals: torch.Tensor, cfg: AlignedFakes) -> torch.nn.Module:
+    """Train a ConvAutoencoder on uint8 reals (MSE + 0.5 L1, Adam) for cfg.steps steps; eval mode."""
+    from ..models.autoencoder import ConvAutoencoder
+
+    g = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    ae = ConvAutoencoder(latent=cfg.latent)
+    opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
+    for step in range(cfg.steps):
+        idx = torch.randint(len(reals), (cfg.batch_size,), generator=g)
+        x = reals[idx].float().div(255)
+        y = ae(x)
+        loss = F.mse_loss(y, x) + 0.5 * F.l1_loss(y, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 200 == 0 or step == cfg.steps - 1:
+            log.info(
+                "aligned fakes: autoencoder step %d/%d loss %.4f", step + 1, cfg.steps, float(loss.detach())
+            )
+    return ae.eval()
+
+
+def make_fakes(reals: torch.Tensor, cfg: AlignedFakes) -> torch.Tensor:
+    """uint8 reals (N, 3, H, W) -> uint8 aligned fakes of the same shape, content and order."""
+    if cfg.kind == "ae":
+        with torch.inference_mode(False), torch.enable_grad():
+            ae = train_autoencoder(reals, cfg)
+        with torch.no_grad():
+            parts = [_to_uint8(ae(reals[i : i + 1024].float().div(255))) for i in range(0, len(reals), 1024)]
+        fakes = torch.cat(parts)
+    else:
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        modes = torch.randint(3, (len(reals),), generator=g)
+        x = reals.float().div(255)
+        small = F.avg_pool2d(x, 2)
+        fakes = torch.empty_like(reals)
+        size = reals.shape[-2:]
+        for m, mode in enumerate(("nearest", "bilinear", "bicubic")):
+            sel = modes == m
+            if sel.any():
+                kw = {} if mode == "nearest" else {"align_corners": False}
+                fakes[sel] = _to_uint8(F.interpolate(small[sel], size=size, mode=mode, **kw))
+    if cfg.jpeg_quality is not None:
+        fakes = jpeg_roundtrip(fakes, cfg.jpeg_quality)
+    return fakes
+
+
+def _key(train: DecodedSplit, chosen: torch.Tensor, cfg: AlignedFakes) -> str:
+    h = hashlib.blake2b(digest_size=10)
+    h.update(repr(sorted(asdict(cfg).items())).encode())
+    for i in chosen.tolist():
+        h.update(train.hashes[i].encode())
+    return h.hexdigest()
+
+
+def add_aligned_fakes(train: DecodedSplit, cfg: AlignedFakes, cache_dir: Path | None) -> DecodedSplit:
+    """The training split with one aligned fake appended per chosen real (cached by content + options)."""
+    real = torch.nonzero(train.labels == 0, as_tuple=False).flatten()
+    if len(real) == 0:
+        raise ConfigError("data.aligned_fakes", "the training split holds no real images to make fakes from")
+    g = torch.Generator().manual_seed(cfg.seed)
+    n = max(1, round(cfg.share * len(real)))
+    chosen = real[torch.randperm(len(real), generator=g)[:n]].sort().values
+    key = _key(train, chosen, cfg)
+    path = Path(cache_dir) / f"aligned-{cfg.kind}-{key}.pt" if cache_dir is not None else None
+    fakes = None
+    if path is not None and path.is_file():
+        try:
+            fakes = torch.load(path, map_location="cpu", weights_only=True)
+            if fakes.shape != train.images[chosen].shape or fakes.dtype != torch.uint8:
+                fakes = None
+        except Exception as e:  # a damaged cache is rebuilt
+            log.warning("aligned fakes cache %s unreadable (%s): rebuilding", path, e)
+            fakes = None
+    if fakes is None:
+        log.info("aligned fakes: making %d %s fakes from training reals", n, cfg.kind)
+        fakes = make_fakes(train.images[chosen], cfg)
+        if path is not None:
+            try:
+                from ..utils import write_atomic
+
+                buf = io.BytesIO()
+                torch.save(fakes, buf)
+                write_atomic(path, buf.getvalue())
+            except OSError as e:
+                log.warning("could not cache aligned fakes at %s (%s); they will be made again", path, e)
+    return append_fakes(train, fakes, cfg.source_name, chosen)
+
+
+def append_fakes(
+    split: DecodedSplit,
+    fakes: torch.Tensor,
+    source_name: str,
+    like: torch.Tensor | None = None,
+    files: list[str] | None = None,
+    hashes: list[str] | None = None,
+    label: int = 1,
+) -> DecodedSplit:
+    """`split` with uint8 `fakes` appended as rows of label `label` (1 = fake) of a new source `source_name`.
+
+    `like` gives, per fake, the row of `split` it was made from (its content class and file name are
+    kept, the file name prefixed by the source); otherwise `files`/`hashes` name the new rows.
+    """
+    names = list(split.source_names)
+    if source_name in names:
+        raise ConfigError("data", f"fake source {source_name!r} is already in the training split")
+    names.append(source_name)
+    k = len(fakes)
+    if like is not None:
+        cc = split.content_class[like]
+        files = [f"{source_name}/{Path(split.files[i]).name}" for i in like.tolist()]
+        hashes = [f"{source_name}:{split.hashes[i]}" for i in like.tolist()]
+    else:
+        cc = torch.full((k,), -1, dtype=torch.long)
+        files = files or [f"{source_name}/{i}" for i in range(k)]
+        hashes = hashes or [f"{source_name}:{i}" for i in range(k)]
+    return DecodedSplit(
+        torch.cat([split.images, fakes]),
+        torch.cat([split.labels, torch.full((k,), label, dtype=torch.long)]),
+        torch.cat([split.source, torch.full((k,), len(names) - 1, dtype=torch.long)]),
+        torch.cat([split.content_class, cc]),
+        [*split.files, *files],
+        [*split.hashes, *hashes],
+        names,
+        list(split.skipped),
+        split.fingerprint + f"+{source_name}",
+        split.cache_path,
+    )
+
+
+def add_real_mosaics(
+    train: DecodedSplit,
+    share: float,
+    seed: int = 0,
+    jpeg_quality: int | None = 75,
+    cache_dir: Path | None = None,
+) -> DecodedSplit:
+    """The training split with extra *real* images: 2x2 mosaics of four training reals, area-downsampled
+    to the original size (and JPEG re-encoded like the data set).
+
+    A real class made only of CIFAR-10's own resampling is narrow: photographs reduced from larger
+    images by another pipeline (genset-v2's ood/real_photos) look foreign to it and are called fake.
+    Mosaics are real content reduced by 2 with a block mean, i.e. downsampling (which real photographs
+    go through) without upsampling (which generators do); they use training reals only.
+    """
+    if not 0.0 < share <= 4.0:
+        raise ConfigError("data.real_mosaics", f"must be in (0, 4], got {share}")
+    real = torch.nonzero(train.labels == 0, as_tuple=False).flatten()
+    n = max(1, round(share * len(real)))
+    g = torch.Generator().manual_seed(seed + 7)
+    pick = real[torch.randint(len(real), (n, 4), generator=g)]
+    h = hashlib.blake2b(digest_size=10)
+    h.update(f"{share}-{seed}-{jpeg_quality}".encode())
+    for i in pick.flatten().tolist():
+        h.update(train.hashes[i].encode())
+    path = Path(cache_dir) / f"mosaics-{h.hexdigest()}.pt" if cache_dir is not None else None
+    images = None
+    if path is not None and path.is_file():
+        try:
+            images = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            images = None
+    if images is None or len(images) != n:
+        parts = []
+        for k in range(0, n, 2048):
+            q = train.images[pick[k : k + 2048]].float()  # (b, 4, 3, H, W)
+            top = torch.cat([q[:, 0], q[:, 1]], -1)
+            bottom = torch.cat([q[:, 2], q[:, 3]], -1)
+            parts.append(_to_uint8(F.avg_pool2d(torch.cat([top, bottom], -2), 2) / 255))
+        images = torch.cat(parts)
+        if jpeg_quality is not None:
+            images = jpeg_roundtrip(images, jpeg_quality)
+        if path is not None:
+            try:
+                from ..utils import write_atomic
+
+                buf = io.BytesIO()
+                torch.save(images, buf)
+                write_atomic(path, buf.getvalue())
+            except OSError as e:
+                log.warning("could not cache real mosaics at %s (%s)", path, e)
+    files = [f"aligned/real_mosaic/{i}" for i in range(n)]
+    return append_fakes(
+        train, images, "aligned/real_mosaic", files=files, hashes=[f"mosaic:{i}" for i in range(n)], label=0
+    )

@@ -1,0 +1,227 @@
+"""Generalisation options (issue 16) on tiny synthetic data: artefact-only inputs, aligned fakes,
+extra fake sources, artefact-preserving augmentations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cifake_lightning.data.aligned import (
+    AlignedFakes,
+    add_aligned_fakes,
+    append_fakes,
+    jpeg_roundtrip,
+    make_fakes,
+)
+from cifake_lightning.data.augment import AugmentConfig, RandomPatchMask, RandomRot90, build_augmentation
+from cifake_lightning.data.split import DecodedSplit
+from cifake_lightning.errors import ConfigError
+from cifake_lightning.models import ArtifactResidual
+
+
+def _camera_like(n=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g)
+
+
+def test_npr_is_zero_for_nearest_upsampled_images_and_not_for_camera_like_ones():
+    npr = ArtifactResidual("npr", factor=2, scale=1.0)
+    camera = _camera_like()
+    upsampled = F.interpolate(_camera_like(size=16), scale_factor=2, mode="nearest")
+    assert npr(upsampled).abs().max() == 0  # every pixel equals its block's top-left neighbour
+    assert npr(camera).abs().mean() > 0.2
+    # bilinear upsampling leaves a smaller, structured residual than independent pixels
+    bilinear = F.interpolate(_camera_like(size=16), scale_factor=2, mode="bilinear", align_corners=False)
+    assert npr(bilinear).abs().mean() < 0.5 * npr(camera).abs().mean()
+    assert npr(camera).shape == camera.shape
+
+
+def test_haar_residual_is_the_detail_bands_only():
+    haar = ArtifactResidual("haar", factor=2, scale=1.0)
+    x = _camera_like()
+    r = haar(x)
+    # no approximation band left: every 2x2 block of the residual averages to zero
+    assert F.avg_pool2d(r, 2).abs().max() < 1e-6
+    flat = F.interpolate(_camera_like(size=16), scale_factor=2, mode="nearest")
+    assert haar(flat).abs().max() < 1e-6
+    assert torch.allclose(ArtifactResidual("haar", scale=4.0)(x), 4 * r)
+
+
+def test_artifact_residual_rejects_bad_options():
+    with pytest.raises(ConfigError, match="preprocess.kind"):
+        ArtifactResidual("wavelet")
+    with pytest.raises(ConfigError, match="preprocess.factor"):
+        ArtifactResidual("npr", factor=1)
+
+
+def _split(n_real=24, n_fake=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth "photos" (an autoencoder can learn them in a few steps) with a content class each
+    small = torch.rand(n_real + n_fake, 3, 8, 8, generator=g)
+    images = (F.interpolate(small, size=32, mode="bilinear", align_corners=False) * 255).to(torch.uint8)
+    labels = torch.tensor([0] * n_real + [1] * n_fake)
+    return DecodedSplit(
+        images,
+        labels,
+        labels.clone(),
+        torch.arange(n_real + n_fake) % 10,
+        [f"{'REAL' if y == 0 else 'FAKE'}/{i}.jpg" for i, y in enumerate(labels.tolist())],
+        [f"h{i}" for i in range(n_real + n_fake)],
+        ["REAL", "FAKE"],
+    )
+
+
+def test_aligned_ae_fakes_share_content_with_their_reals(tmp_path):
+    train = _split()
+    cfg = AlignedFakes(kind="ae", steps=150, batch_size=16, jpeg_quality=None, seed=0)
+    out = add_aligned_fakes(train, cfg, tmp_path)
+    n_real = int((train.labels == 0).sum())
+    assert len(out) == len(train) + n_real
+    new = slice(len(train), len(out))
+    assert out.labels[new].eq(1).all() and out.source_names[-1] == "aligned/ae"
+    assert out.source[new].eq(2).all()
+    # content: each fake is close to ITS real (much closer than to another real)
+    reals, fakes = train.images[:n_real].float(), out.images[new].float()
+    own = (fakes - reals).abs().mean(dim=(1, 2, 3))
+    other = (fakes - reals.roll(1, 0)).abs().mean(dim=(1, 2, 3))
+    assert (own < other).float().mean() >= 0.9
+    assert torch.equal(out.content_class[new], train.content_class[:n_real])
+    assert out.files[len(train)] == "aligned/ae/0.jpg"
+    # cached: the second call loads instead of training again
+    (cache,) = tmp_path.glob("aligned-ae-*.pt")
+    before = cache.stat().st_mtime_ns
+    again = add_aligned_fakes(train, cfg, tmp_path)
+    assert torch.equal(again.images, out.images) and cache.stat().st_mtime_ns == before
+
+
+def test_resample_fakes_carry_upsampling_traces_and_the_data_sets_jpeg():
+    reals = _split(n_real=12, n_fake=0).images
+    cfg = AlignedFakes(kind="resample", jpeg_quality=None)
+    fakes = make_fakes(reals, cfg)
+    assert fakes.shape == reals.shape and fakes.dtype == torch.uint8
+    npr = ArtifactResidual("haar", scale=1.0)
+    # the block means are kept (content), the detail inside blocks changes
+    assert (F.avg_pool2d(fakes.float(), 2) - F.avg_pool2d(reals.float(), 2)).abs().mean() < 6
+    assert npr(fakes.float() / 255).abs().mean() != npr(reals.float() / 255).abs().mean()
+    jpeg = make_fakes(reals, AlignedFakes(kind="resample", jpeg_quality=75))
+    assert torch.equal(jpeg, jpeg_roundtrip(fakes, 75))
+
+
+def test_aligned_fake_options_are_checked():
+    with pytest.raises(ConfigError, match="aligned_fakes.kind"):
+        AlignedFakes(kind="gan")
+    with pytest.raises(ConfigError, match="aligned_fakes.share"):
+        AlignedFakes(share=0)
+    with pytest.raises(ConfigError, match="jpeg_quality"):
+        AlignedFakes(jpeg_quality=101)
+    train = _split()
+    with pytest.raises(ConfigError, match="already"):
+        append_fakes(train, train.images[:2], "FAKE")
+
+
+def test_extra_fakes_and_aligned_fakes_join_the_training_split_only(cifake_root, tmp_path):
+    from cifake_lightning.data import CIFAKEDataModule
+    from cifake_lightning.errors import DataError
+
+    extra = cifake_root / "test" / "FAKE"  # any folder of fakes
+    dm = CIFAKEDataModule(
+        root=str(cifake_root), val_size=40, progress=False, cache_dir=str(tmp_path),
+        extra_fakes=[str(extra)], aligned_fakes=AlignedFakes(kind="resample", share=0.5),
+    )  # fmt: skip
+    dm.setup("fit")
+    plain = CIFAKEDataModule(root=str(cifake_root), val_size=40, progress=False, cache_dir=str(tmp_path))
+    plain.setup("fit")
+    train, base = dm.decoded("train"), plain.decoded("train")
+    n_extra = len(list(extra.iterdir()))
+    n_aligned = round(0.5 * int((base.labels == 0).sum()))
+    assert len(train) == len(base) + n_extra + n_aligned
+    assert train.source_names == ["REAL", "FAKE", str(extra), "aligned/resample"]
+    assert dm.manifest("val").content_hash == plain.manifest("val").content_hash
+    assert dm.manifest("test").content_hash == plain.manifest("test").content_hash
+    test_only = CIFAKEDataModule(
+        root=str(cifake_root), val_size=40, progress=False, cache_dir=str(tmp_path),
+        aligned_fakes=AlignedFakes(kind="ae", steps=5),
+    )  # fmt: skip
+    test_only.setup("test")  # scoring never makes training fakes
+    assert not list(tmp_path.glob("aligned-ae-*.pt"))
+    bad = CIFAKEDataModule(root=str(cifake_root), val_size=40, progress=False, extra_fakes=["nope"])
+    with pytest.raises(DataError, match="nope"):
+        bad.setup("fit")
+
+
+def test_rot90_moves_pixels_only_and_patch_mask_zeroes_cells():
+    x = _camera_like(n=64)
+    torch.manual_seed(0)
+    r = RandomRot90(1.0)(x)
+    assert not torch.equal(r, x)
+    assert torch.equal(r.flatten(1).sort(1).values, x.flatten(1).sort(1).values)  # same pixels per image
+    m = RandomPatchMask(1.0, ratio=0.25, patch=4)(x + 0.01)
+    zero = (m == 0).all(1).float()  # (B, H, W) masked pixels
+    cells = F.avg_pool2d(zero[:, None], 4)
+    assert set(cells.unique().tolist()) <= {0.0, 1.0}  # whole cells
+    assert 0.15 < float(cells.mean()) < 0.35
+    assert torch.equal(RandomPatchMask(0.0)(x), x)
+    aug = build_augmentation(AugmentConfig(hflip=0.0, rot90=0.5, patch_mask=0.5))
+    assert aug is not None and aug(x).shape == x.shape
+    with pytest.raises(ConfigError, match="mask_ratio"):
+        AugmentConfig(patch_mask=0.5, mask_ratio=1.5)
+
+
+def test_loso_trains_without_each_source_and_reports_it_unseen(cifake_root, tmp_path):
+    """`cifake loso` on a synthetic tree with two extra generators: one fit per left-out source, each
+    reporting that source as the only unseen one."""
+    import json
+    import shutil
+
+    from helpers.run import QUIET, REPO, cifake
+
+    root = tmp_path / "data"
+    shutil.copytree(cifake_root, root)
+    for name, files in (("gen_a", 0), ("gen_b", 1)):
+        (root / "ood" / name).mkdir(parents=True)
+        for i, src in enumerate(sorted((cifake_root / "test" / "FAKE").iterdir())[files::2][:12]):
+            shutil.copy(src, root / "ood" / name / f"{i}.jpg")
+    test_cfg = tmp_path / "test.yaml"
+    test_cfg.write_text(
+        "class_path: cifake_lightning.data.ImageFolderOOD\ninit_args:\n  sources:\n"
+        "    test/REAL: real\n    test/FAKE: fake\n    ood/gen_a: fake\n    ood/gen_b: fake\n"
+    )
+    r = cifake(
+        "loso", "--config", str(REPO / "configs/demo.yaml"), "--root", str(root), "--sources", "ood/gen_a", "ood/gen_b",
+        "--test-data", str(test_cfg), "--out", str(tmp_path / "loso"), "--",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--data.init_args.val_size", "40",
+        "--data.init_args.cache_dir", str(tmp_path / "cache"), "--trainer.callbacks", "[]", *QUIET,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "loso" / "loso-s0.json").read_text())
+    rows = {row["left out"]: row for row in out["rows"]}
+    assert set(rows) == {"ood/gen_a", "ood/gen_b", "mean", "worst"}
+    assert rows["ood/gen_a"]["trained with"] == "ood/gen_b"
+    for held in ("ood/gen_a", "ood/gen_b"):
+        rep = json.loads((Path(rows[held]["results"]) / "report.json").read_text())
+        assert rep["unseen"]["unseen"] == [held]
+    bad = cifake("loso", "--config", "configs/demo.yaml", "--root", str(root), "--sources", "ood/gen_a",
+                 "--test-data", str(test_cfg), cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "at least two" in bad.stderr
+
+
+def test_real_mosaics_are_real_downsampled_training_content():
+    from cifake_lightning.data.aligned import add_real_mosaics
+
+    train = _split(n_real=10, n_fake=4)
+    out = add_real_mosaics(train, share=0.5, jpeg_quality=None)
+    new = slice(len(train), len(out))
+    assert len(out) == len(train) + 5 and out.labels[new].eq(0).all()
+    assert out.source_names[-1] == "aligned/real_mosaic"
+    reals = train.images[train.labels == 0].float()
+    m = out.images[new][0].float()
+    # each quarter of a mosaic is a training real reduced by 2 (block mean)
+    quarter = m[:, :16, :16]
+    halves = F.avg_pool2d(reals, 2)
+    assert min(float((quarter - h).abs().max()) for h in halves) <= 1.0
+    with pytest.raises(ConfigError, match="real_mosaics"):
+        add_real_mosaics(train, share=0)

@@ -1,0 +1,91 @@
+"""Using a trained detector (issue 20): command-line conventions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers.run import cifake
+
+
+def test_misspelt_command_suggests_the_right_one(tmp_path):
+    r = cifake("explian", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "did you mean 'explain'?" in r.stderr and "Traceback" not in r.stderr
+    r = cifake("zzzz", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown command 'zzzz'" in r.stderr and "did you mean" not in r.stderr
+
+
+def test_fit_ends_by_naming_the_best_checkpoint_and_operating_point(cifake_root, tmp_path):
+    from helpers.run import QUIET, REPO
+
+    r = cifake(
+        "fit", "--config", str(REPO / "configs/demo.yaml"), "--data.root", str(cifake_root),
+        "--data.val_size", "40", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+        "--trainer.callbacks", "[]", *QUIET, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (
+        "cifake: best checkpoint runs/demo/version_0/checkpoints/best-epoch00.ckpt (val/loss = " in r.stderr
+    )
+    assert "cifake: last checkpoint runs/demo/version_0/checkpoints/last.ckpt (after 1 epoch(s))" in r.stderr
+    assert "threshold P(fake) >=" in r.stderr and "rule fpr:0.01" in r.stderr
+
+
+def test_predict_scores_files_folders_and_globs_with_a_row_per_input(cifake_root, demo_ckpt, tmp_path):
+    import csv
+    import json
+    import shutil
+
+    import pytest
+    import torch
+    from PIL import Image
+
+    from cifake_lightning.data.image_io import load_image_tensor
+    from cifake_lightning.models.checkpoint import load_classifier
+
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    reals = sorted((cifake_root / "test" / "REAL").iterdir())[:3]
+    shutil.copy(reals[0], tmp_path / "one.jpg")
+    for i, f in enumerate(reals[1:]):
+        shutil.copy(f, d / "sub" / f"{i}.jpg")
+    (d / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (320, 200), (120, 30, 200)).save(tmp_path / "wide.webp")
+    r = cifake(
+        "predict", "--ckpt", str(demo_ckpt), "one.jpg", "imgs", "*.webp", "missing.png",
+        "--out", "p.csv", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [(x["input"], Path(x["file"]).name if x["file"] else "") for x in rows] == [
+        ("one.jpg", "one.jpg"), ("imgs", "broken.png"), ("imgs", "0.jpg"), ("imgs", "1.jpg"),
+        ("*.webp", "wide.webp"), ("missing.png", ""),
+    ]  # fmt: skip
+    by = {Path(x["file"]).name if x["file"] else x["input"]: x for x in rows}
+    assert "not an image" in by["broken.png"]["error"] and by["broken.png"]["p_fake"] == ""
+    assert by["missing.png"]["error"] == "no such file or folder"
+    assert (
+        "reduced 6.2x from 320x200" in by["wide.webp"]["warning"]
+        and "centre-cropped" in by["wide.webp"]["warning"]
+    )
+    assert by["one.jpg"]["warning"] == ""
+    model = load_classifier(demo_ckpt)
+    x = load_image_tensor(tmp_path / "one.jpg").float().div(255)[None]
+    with torch.no_grad():
+        logit = float(model(x))
+    assert float(by["one.jpg"]["logit"]) == pytest.approx(logit, abs=1e-4)
+    assert float(by["one.jpg"]["p_fake"]) == pytest.approx(
+        float(model.calibration.prob(torch.tensor([logit]))), rel=1e-4
+    )
+    assert float(by["one.jpg"]["threshold"]) == pytest.approx(model.calibration.threshold, rel=1e-5)
+    assert by["one.jpg"]["predicted"] == ("fake" if logit >= model.calibration.threshold_logit else "real")
+    assert "scored 4 of 6 inputs" in r.stderr and "p.csv" in r.stderr
+    # JSON, fixed threshold; nothing readable -> exit 2 (the file is still written)
+    r = cifake("predict", "--ckpt", str(demo_ckpt), "one.jpg", "--format", "json", "--threshold", "0.3",
+               "--out", "p.json", cwd=tmp_path)  # fmt: skip
+    out = json.loads((tmp_path / "p.json").read_text())
+    assert r.returncode == 0 and out["predictions"][0]["threshold"] == 0.3
+    r = cifake("predict", "--ckpt", str(demo_ckpt), "missing.png", "--out", "none.csv", cwd=tmp_path)
+    assert r.returncode == 2 and (tmp_path / "none.csv").is_file()
+    r = cifake("predict", "--ckpt", str(demo_ckpt), "one.jpg", "--threshold", "2", cwd=tmp_path)
+    assert r.returncode == 2 and "--threshold" in r.stderr
