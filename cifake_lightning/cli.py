@@ -141,6 +141,14 @@ class CifakeCLI(LightningCLI):
         if self.subcommand in ("test", "predict"):
             key = "report" if self.subcommand == "test" else "predictions"
             _check_writable(Path(cfg[key]["results_dir"]), f"{key}.results_dir")
+        if self._version is None and self.subcommand in ("validate", "test", "predict") and ckpt:
+            p = Path(ckpt).resolve()  # a checkpoint of this run: log beside it, not in a new version
+            if (
+                p.parent.name == "checkpoints"
+                and p.parents[2] == run_dir.resolve()
+                and p.parents[1].name.removeprefix("version_").isdigit()
+            ):
+                self._version = int(p.parents[1].name.split("_")[1])
         if self._version is None:
             self._version = reserve_version(run_dir)
 
@@ -191,7 +199,9 @@ class CifakeCLI(LightningCLI):
             tracking = cfg["tracking"]
             if not isinstance(tracking, Tracking):
                 tracking = Tracking(**dict(tracking))
-            kwargs["logger"] = build_loggers(tracking, self._name, self._version, self._resume_epoch)
+            kwargs["logger"] = build_loggers(
+                tracking, self._name, self._version, self._resume_epoch, subcommand=self.subcommand or "fit"
+            )
         return super().instantiate_trainer(**kwargs)
 
     def _instantiate_trainer(self, config, callbacks):

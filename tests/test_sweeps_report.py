@@ -99,7 +99,8 @@ def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch):
 
     main(["report", "runs", "--out", "report"])
     page = (tmp_path / "report" / "index.html").read_text()
-    assert page.count("<tr>") == 3 and "conv16x1" in page and "data:image/png;base64," in page
+    assert page.count("<tr data-run=") == 2 and "conv16x1" in page and "data:image/png;base64," in page
+    assert "<th" in page and "hp.lr" in page and "<polyline" in page  # hyper-parameters, interactive curves
     rows = json.loads((tmp_path / "report" / "runs.json").read_text())
     assert {r["topology"] for r in rows} == {"conv16x1", "conv32x2"} and all(r["params"] for r in rows)
     assert (tmp_path / "report" / "extractors_vs_paper.png").is_file()
@@ -124,7 +125,16 @@ def _check_in_browser(page: Path, tmp_path: Path) -> None:
     dom = subprocess.run(
         [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
     )
-    assert dom.returncode == 0 and 'id="runs"' in dom.stdout and dom.stdout.count("<tr>") == 3
+    assert dom.returncode == 0 and 'id="runs"' in dom.stdout and dom.stdout.count("<tr data-run=") == 2
+    assert 'data-ready="1"' in dom.stdout  # every script ran to its end without an error
+    assert "2 of 2 runs shown" in dom.stdout and dom.stdout.count("<polyline") >= 2
+    # a filter given in the URL hides the other run from the table and the curves
+    filtered = subprocess.run(
+        [chromium, *flags, "--dump-dom", page.as_uri() + "#text=conv16x1"], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert "1 of 2 runs shown" in filtered.stdout
+    assert filtered.stdout.count('style="display: none;"') >= 2  # one table row + its curve(s)
     shot = tmp_path / "shot.png"
     subprocess.run(
         [chromium, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page.as_uri()],

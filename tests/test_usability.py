@@ -89,3 +89,49 @@ def test_predict_scores_files_folders_and_globs_with_a_row_per_input(cifake_root
     assert r.returncode == 2 and (tmp_path / "none.csv").is_file()
     r = cifake("predict", "--ckpt", str(demo_ckpt), "one.jpg", "--threshold", "2", cwd=tmp_path)
     assert r.returncode == 2 and "--threshold" in r.stderr
+
+
+def test_wandb_job_types_names_groups_and_resume_id(tmp_path, monkeypatch):
+    """W&B conventions: fit = job type train, test/validate = eval in the fit's group, predict logs no
+    W&B run; a resumed fit (resume_epoch set) reuses its version's run id."""
+    from cifake_lightning.tracking.loggers import Tracking, build_loggers
+
+    monkeypatch.chdir(tmp_path)
+    t = Tracking(wandb=True, mode="offline", save_dir="runs")
+
+    def wandb_init(**kw):
+        (lg,) = [x for x in build_loggers(t, "base", **kw) if type(x).__name__ == "WandbLogger"] or [None]
+        return None if lg is None else lg._wandb_init
+
+    fit = wandb_init(version=0)
+    assert fit["job_type"] == "train" and fit["name"] == "base/v0" and fit["group"] == "base"
+    rid = (tmp_path / "runs/base/version_0/wandb_run_id").read_text().strip()
+    assert fit["id"] == rid
+    resumed = wandb_init(version=0, resume_epoch=2)
+    assert resumed["id"] == rid and resumed["resume"] == "allow"
+    test = wandb_init(version=0, subcommand="test")
+    assert test["job_type"] == "eval" and test["name"] == "base/v0/test" and test["group"] == "base"
+    assert test.get("id") != rid
+    assert wandb_init(version=0, subcommand="predict") is None
+
+
+def test_resumed_fit_continues_its_wandb_run_and_test_logs_beside_the_checkpoint(cifake_root, tmp_path):
+    from helpers.run import REPO
+
+    common = ["--config", str(REPO / "configs/demo.yaml"), "--data.root", str(cifake_root), "--data.val_size", "40",
+              "--trainer.limit_train_batches", "2", "--trainer.callbacks", "[]", "--trainer.enable_progress_bar",
+              "false", "--data.progress", "false", "--tracking.mode", "offline"]  # fmt: skip
+    assert cifake("fit", *common, "--trainer.max_epochs", "1", cwd=tmp_path).returncode == 0
+    r = cifake("fit", *common, "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rid = (tmp_path / "runs/demo/version_0/wandb_run_id").read_text().strip()
+    runs = sorted(p.name for p in (tmp_path / "runs/demo/wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(p.endswith(rid) for p in runs)  # one W&B run, two sessions
+    ckpt = tmp_path / "runs/demo/version_0/checkpoints/last.ckpt"
+    r = cifake("test", "--ckpt", str(ckpt), "--data.root", str(cifake_root), "--data.val_size", "40",
+               "--trainer.enable_progress_bar", "false", "--data.progress", "false", "--tracking.mode", "offline",
+               cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (tmp_path / "runs/demo/version_1").exists()  # no new version for a test
+    assert (tmp_path / "runs/demo/version_0/test/metrics.csv").is_file()
+    assert "anonymous" not in r.stderr.lower()

@@ -51,40 +51,174 @@ def _cell(v) -> str:
 
 
 _SCRIPT = """
-document.querySelectorAll('table.sortable th').forEach(function (th, col) {
-  th.addEventListener('click', function () {
-    var table = th.closest('table'), body = table.tBodies[0];
-    var asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
-    var rows = Array.from(body.rows);
-    rows.sort(function (a, b) {
-      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      if (!isNaN(nx) && !isNaN(ny)) return asc ? nx - ny : ny - nx;
-      return asc ? x.localeCompare(y) : y.localeCompare(x);
+(function () {
+  var table = document.getElementById('runs'), body = table.tBodies[0];
+  var heads = Array.from(table.tHead.rows[0].cells);
+  heads.forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var asc = th.dataset.dir !== 'asc';
+      heads.forEach(function (h) { h.dataset.dir = ''; h.querySelector('.arrow').textContent = ''; });
+      th.dataset.dir = asc ? 'asc' : 'desc';
+      th.querySelector('.arrow').textContent = asc ? ' \u25b2' : ' \u25bc';
+      var rows = Array.from(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        if (x === '' && y !== '') return 1;
+        if (y === '' && x !== '') return -1;
+        if (!isNaN(nx) && !isNaN(ny)) return asc ? nx - ny : ny - nx;
+        return asc ? x.localeCompare(y) : y.localeCompare(x);
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
     });
-    rows.forEach(function (r) { body.appendChild(r); });
   });
-});
+  var filters = Array.from(document.querySelectorAll('.filter'));
+  function apply() {
+    var shown = {};
+    Array.from(body.rows).forEach(function (r) {
+      var ok = filters.every(function (f) {
+        var v = f.value.trim().toLowerCase();
+        if (!v) return true;
+        var have = (r.dataset[f.dataset.key] || '').toLowerCase();
+        return f.dataset.key === 'text' ? r.textContent.toLowerCase().indexOf(v) >= 0
+             : have.split(', ').indexOf(v) >= 0 || have === v;
+      });
+      r.style.display = ok ? '' : 'none';
+      shown[r.dataset.run] = ok;
+    });
+    document.querySelectorAll('[data-curve]').forEach(function (el) {
+      var on = shown[el.dataset.curve] && !el.closest('svg').dataset['off_' + el.dataset.idx];
+      el.style.display = on ? '' : 'none';
+    });
+    document.getElementById('count').textContent =
+      Object.values(shown).filter(function (x) { return x; }).length + ' of ' + body.rows.length + ' runs shown';
+  }
+  filters.forEach(function (f) { f.addEventListener('input', apply); f.addEventListener('change', apply); });
+  // index.html#model=X&text=Y pre-sets the filters (links that open a filtered view)
+  location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
+    var i = kv.indexOf('='); if (i < 0) return;
+    var key = decodeURIComponent(kv.slice(0, i)), val = decodeURIComponent(kv.slice(i + 1));
+    filters.forEach(function (f) { if (f.dataset.key === key) f.value = val; });
+  });
+  document.querySelectorAll('.legend-item').forEach(function (li) {
+    li.addEventListener('click', function () {
+      var svg = document.getElementById(li.dataset.svg), key = 'off_' + li.dataset.idx;
+      if (svg.dataset[key]) { delete svg.dataset[key]; li.classList.remove('off'); }
+      else { svg.dataset[key] = '1'; li.classList.add('off'); }
+      apply();
+    });
+  });
+  document.getElementById('metric').addEventListener('change', function (e) {
+    document.querySelectorAll('.curves').forEach(function (d) {
+      d.style.display = d.dataset.metric === e.target.value ? '' : 'none';
+    });
+  });
+  apply();
+  document.body.dataset.ready = '1';
+})();
 """
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]  # fmt: skip
+CURVE_METRICS = ("val/acc", "val/loss", "train/loss_epoch", "val/auroc")
+
+
+def _svg_curves(runs: list[RunRecord], metric: str, sid: str) -> str:
+    """An inline SVG of `metric` per epoch for every run (hover a point for its value), or ''."""
+    series = [(i, r, r.curves.get(metric) or []) for i, r in enumerate(runs)]
+    series = [(i, r, c) for i, r, c in series if c]
+    if not series:
+        return ""
+    xs = [e for _, _, c in series for e, _ in c]
+    ys = [v for _, _, c in series for _, v in c if math.isfinite(v)]
+    if not ys:
+        return ""
+    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
+    y0, y1 = min(ys), max(ys)
+    if y1 - y0 < 1e-9:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    w, h, m = 720, 320, 48
+
+    def px(e):
+        return m + (e - x0) / (x1 - x0) * (w - 2 * m)
+
+    def py(v):
+        return h - m + -(v - y0) / (y1 - y0) * (h - 2 * m)
+
+    parts = [
+        f'<svg id="{sid}" width="{w}" height="{h}" role="img" aria-label="{html.escape(metric)} per epoch">'
+    ]
+    parts.append(
+        f'<rect x="{m}" y="{m}" width="{w - 2 * m}" height="{h - 2 * m}" fill="none" stroke="#ccc"/>'
+    )
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        parts.append(f'<text x="{m - 4}" y="{py(v) + 4:.1f}" font-size="10" text-anchor="end">{v:.3g}</text>')
+    for e in sorted(set(xs)):
+        parts.append(f'<text x="{px(e):.1f}" y="{h - m + 14}" font-size="10" text-anchor="middle">{e}</text>')
+    parts.append(f'<text x="{w / 2}" y="{h - 8}" font-size="11" text-anchor="middle">epoch</text>')
+    parts.append(f'<text x="12" y="{m - 12}" font-size="11">{html.escape(metric)}</text>')
+    for i, r, c in series:
+        col = PALETTE[i % len(PALETTE)]
+        pts = " ".join(f"{px(e):.1f},{py(v):.1f}" for e, v in c if math.isfinite(v))
+        name = html.escape(r.name)
+        parts.append(
+            f'<g data-curve="{name}" data-idx="{i}"><polyline points="{pts}" fill="none" stroke="{col}" stroke-width="1.5"/>'
+        )
+        for e, v in c:
+            if math.isfinite(v):
+                parts.append(
+                    f'<circle cx="{px(e):.1f}" cy="{py(v):.1f}" r="3" fill="{col}">'
+                    f"<title>{name}, epoch {e}: {html.escape(metric)} = {v:.4f}</title></circle>"
+                )
+        parts.append("</g>")
+    parts.append("</svg>")
+    legend = "".join(
+        f'<span class="legend-item" data-svg="{sid}" data-idx="{i}" title="click to hide/show">'
+        f'<span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>{html.escape(r.name)}</span>'
+        for i, r, _ in series
+    )
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def _select(key: str, label: str, values: list[str]) -> str:
+    opts = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
+    return f'<label>{label} <select class="filter" data-key="{key}"><option value="">(all)</option>{opts}</select></label>'
+
+
+def _links(r: RunRecord, out: Path) -> str:
+    import os
+
+    items = []
+    for label, target in r.links.items():
+        rel = os.path.relpath(target, out)
+        items.append(f'<a href="{html.escape(Path(rel).as_posix())}">{html.escape(label)}</a>')
+    return "<br>".join(items)
 
 
 def write_dashboard(
     runs: list[RunRecord], out: str | Path, title: str = "cifake-lightning runs", source: str = ""
 ) -> dict[str, Path]:
-    """Write index.html (self-contained) + PNGs + runs.json/csv into `out`; returns the paths."""
+    """Write index.html (one page, no network needed) + PNGs + runs.json/csv into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     rows = [r.row() for r in runs]
+    hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
+    columns = [*COLUMNS, "train_data", "tags", *hp_cols]
     paths["json"] = write_atomic(out / "runs.json", json.dumps(rows, indent=1, default=str))
     buf = io.StringIO()
-    buf.write(",".join(COLUMNS) + "\n")
+    buf.write(",".join(columns) + "\n")
     for r in rows:
-        buf.write(",".join("" if r.get(c) is None else str(r.get(c)) for c in COLUMNS) + "\n")
+        buf.write(
+            ",".join("" if r.get(c) is None else str(r.get(c)).replace(",", ";") for c in columns) + "\n"
+        )
     paths["csv"] = write_atomic(out / "runs.csv", buf.getvalue())
     figures: list[tuple[str, str, bytes]] = []
     if runs:
-        figures.append(("learning_curves", "Learning curves (all runs)", learning_curves_png(runs)))
+        figures.append(
+            ("learning_curves", "Learning curves (all runs, static copy)", learning_curves_png(runs))
+        )
     heat, heat_rows = extractor_heatmap_png(runs)
     if heat:
         figures.append(
@@ -97,15 +231,48 @@ def write_dashboard(
     for key, _, data in figures:
         paths[key] = write_atomic(out / f"{key}.png", data)
 
-    head = "".join(f"<th>{c}</th>" for c in COLUMNS)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td data-v="{html.escape("" if r.get(c) is None else str(r.get(c)))}">{_cell(r.get(c))}</td>'
-            for c in COLUMNS
+    header_notes = {
+        "val_acc": "validation split carved from the run's training data, at the lowest-val-loss epoch",
+        "test_acc": "the run's own test split (see test_data); OOD tests are under other_tests and links",
+    }
+    head = "".join(
+        f'<th title="{html.escape(header_notes.get(c, c))}">{html.escape(c)}<span class="arrow"></span></th>'
+        for c in [*columns, "links"]
+    )
+    ordered = sorted(zip(runs, rows), key=lambda t: -(t[1].get("val_acc") or 0))
+    body = []
+    for run, r in ordered:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            tip = ""
+            if c.startswith("val_") and c != "val_loss":
+                tip = f' title="on the validation split of {html.escape(r.get("train_data") or "the training data")}"'
+            elif c.startswith("test_") and c not in ("test_data",):
+                tip = f' title="on {html.escape(r.get("test_data") or "no test recorded")}"'
+            cells.append(f'<td data-v="{html.escape("" if v is None else str(v))}"{tip}>{_cell(v)}</td>')
+        cells.append(f'<td data-v="">{_links(run, out)}</td>')
+        attrs = (
+            f'data-run="{html.escape(run.name)}" data-model="{html.escape(run.model)}" '
+            f'data-data="{html.escape(run.train_data)}" data-tag="{html.escape(", ".join(run.tags))}"'
         )
-        + "</tr>"
-        for r in sorted(rows, key=lambda r: -(r.get("val_acc") or 0))
+        body.append(f"<tr {attrs}>{''.join(cells)}</tr>")
+    filters = (
+        _select("model", "model", sorted({r.model for r in runs}))
+        + _select("data", "trained on", sorted({r.train_data for r in runs if r.train_data}))
+        + _select("tag", "tag", sorted({t for r in runs for t in r.tags}))
+        + '<label>text <input class="filter" data-key="text" placeholder="any cell"></label>'
+    )
+    curves = []
+    for k, metric in enumerate(CURVE_METRICS):
+        svg = _svg_curves(runs, metric, f"curve{k}")
+        if svg:
+            hidden = "" if not curves else ' style="display:none"'
+            curves.append(f'<div class="curves" data-metric="{metric}"{hidden}>{svg}</div>')
+    options = "".join(
+        f'<option value="{html.escape(m)}">{html.escape(m)}</option>'
+        for m in CURVE_METRICS
+        if any(r.curves.get(m) for r in runs)
     )
     imgs = "".join(
         f'<h2>{html.escape(t)}</h2><img alt="{k}" src="data:image/png;base64,{base64.b64encode(d).decode()}">'
@@ -117,16 +284,28 @@ def write_dashboard(
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
-th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; vertical-align: top; }}
+th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; white-space: nowrap; }}
 td:nth-child(-n+3) {{ text-align: left; }}
+td:last-child {{ text-align: left; white-space: nowrap; }}
+.filters label {{ margin-right: 1em; font-size: 13px; }}
+.legend {{ font-size: 12px; max-width: 720px; }}
+.legend-item {{ cursor: pointer; margin-right: 1em; white-space: nowrap; }}
+.legend-item.off {{ opacity: 0.35; text-decoration: line-through; }}
+.swatch {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
 img {{ max-width: 100%; border: 1px solid #eee; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(runs)} runs{(" from " + html.escape(source)) if source else ""}; generated {when}.
-Validation metrics are taken at the epoch with the lowest validation loss; test metrics come from
-<code>cifake test</code> on a checkpoint of the run. Click a column header to sort.</p>
-<table class="sortable" id="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+Validation metrics are taken at the epoch with the lowest validation loss, on the validation split carved
+from each run's training data (<code>train_data</code>); test metrics come from <code>cifake test</code> on a
+checkpoint of the run, on the data named in <code>test_data</code> (hover a cell to see it). Click a column
+header to sort; filters hide runs from the table and the curves alike.</p>
+<div class="filters">{filters} <span id="count"></span></div>
+<table class="sortable" id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
+<h2>Learning curves <select id="metric">{options}</select></h2>
+<p style="font-size:12px">Hover a point for its value; click a run in the legend to hide or show it.</p>
+{"".join(curves)}
 {imgs}
 <script>{_SCRIPT}</script>
 </body></html>

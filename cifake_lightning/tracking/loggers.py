@@ -111,12 +111,43 @@ def reserve_version(run_dir: Path) -> int:
     return version
 
 
+#: W&B job type of each subcommand (W&B's conventions: train / eval / inference)
+JOB_TYPES = {"fit": "train", "validate": "eval", "test": "eval", "predict": "inference"}
+WANDB_ID_FILE = "wandb_run_id"
+
+
+def wandb_run_id(version_dir: Path, create: bool) -> str | None:
+    """The W&B run id of a fit's version folder: read from its `wandb_run_id` file, or (create=True)
+    made and written there, so that `--ckpt_path last` continues the same W&B run instead of a new one."""
+    f = Path(version_dir) / WANDB_ID_FILE
+    try:
+        return f.read_text().strip() or None
+    except OSError:
+        pass
+    if not create:
+        return None
+    import secrets
+
+    rid = secrets.token_hex(4)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(rid + "\n")
+    return rid
+
+
 def build_loggers(
-    tracking: Tracking, name: str, version: int | None = None, resume_epoch: int | None = None
+    tracking: Tracking,
+    name: str,
+    version: int | None = None,
+    resume_epoch: int | None = None,
+    subcommand: str = "fit",
 ) -> list:
     """CSV first (it owns the run folder), then W&B and TensorBoard as configured.
 
-    `resume_epoch` (the last epoch a resumed checkpoint completed) keeps that run's earlier metrics.
+    `resume_epoch` (the last epoch a resumed checkpoint completed) keeps that run's earlier metrics and
+    continues its W&B run (same id). A fit's W&B run is `<name>/v<N>` with job type "train"; testing or
+    validating a checkpoint of runs/<name>/version_N logs into that version's `<subcommand>/` folder and
+    to a W&B run `<name>/v<N>/<subcommand>` (job type "eval") in the same group, so a fit and its tests
+    sit together. Predict logs nothing to W&B (its output is the predictions file).
     """
     global _said_offline
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -126,12 +157,14 @@ def build_loggers(
     run_dir = Path(tracking.save_dir) / name
     if version is None:
         version = next_version(run_dir)
+    fitting = subcommand == "fit"
+    csv_version: int | str = version if fitting else f"version_{version}/{subcommand}"
     loggers: list = [
         ResumableCSVLogger(
-            save_dir=tracking.save_dir, name=name, version=version, keep_until_epoch=resume_epoch
+            save_dir=tracking.save_dir, name=name, version=csv_version, keep_until_epoch=resume_epoch
         )
     ]
-    if tracking.wandb:
+    if tracking.wandb and subcommand != "predict":
         mode = resolve_wandb_mode(tracking.mode)
         if mode != "disabled":
             from lightning.pytorch.loggers import WandbLogger
@@ -142,23 +175,37 @@ def build_loggers(
                     run_dir,
                 )
                 _said_offline = True
+            os.environ.setdefault("WANDB_SILENT", "true")  # no "anonymous setting" and banner chatter
             wandb_dir = run_dir  # wandb/ beside the version folders (CSV refuses a non-empty version folder)
             wandb_dir.mkdir(parents=True, exist_ok=True)
-            loggers.append(
-                WandbLogger(
-                    name=f"{name}/v{version}",
-                    project=tracking.project,
-                    entity=tracking.entity,
-                    group=tracking.group or name,
-                    tags=list(tracking.tags),
-                    save_dir=str(wandb_dir),
-                    offline=mode == "offline",
-                    log_model=tracking.log_checkpoints,
-                    job_type="train",
-                )
+            version_dir = run_dir / f"version_{version}"
+            extra = {}
+            if fitting:
+                rid = wandb_run_id(version_dir, create=True)
+                extra = {"id": rid, "resume": "allow"} if resume_epoch is not None else {"id": rid}
+            wb = WandbLogger(
+                name=f"{name}/v{version}" + ("" if fitting else f"/{subcommand}"),
+                project=tracking.project,
+                entity=tracking.entity,
+                group=tracking.group or name,
+                tags=list(tracking.tags),
+                save_dir=str(wandb_dir),
+                offline=mode == "offline",
+                log_model=tracking.log_checkpoints and fitting,
+                job_type=JOB_TYPES.get(subcommand, subcommand),
+                **extra,
             )
-    if tracking.tensorboard:
+            # Lightning always passes `anonymous` (None by default), which wandb >= 0.19 answers with a
+            # deprecation warning on every run; the run is created lazily, so dropping the key here works
+            getattr(wb, "_wandb_init", {}).pop("anonymous", None)
+            loggers.append(wb)
+    if tracking.tensorboard and subcommand != "predict":
         loggers.append(
-            TensorBoardLogger(save_dir=tracking.save_dir, name=name, version=version, sub_dir="tb")
+            TensorBoardLogger(
+                save_dir=tracking.save_dir,
+                name=name,
+                version=version,
+                sub_dir="tb" if fitting else f"tb-{subcommand}",
+            )
         )
     return loggers

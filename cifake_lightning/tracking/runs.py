@@ -30,6 +30,10 @@ class RunRecord:
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     test_data: str = ""  # what `test` was measured on: "<data module> <split> (<content hash>)"
     other_tests: list[str] = field(default_factory=list)  # tests on other data (OOD), by name
+    hparams: dict = field(default_factory=dict)  # lr, batch size, seed, ... from the run's config
+    tags: list[str] = field(default_factory=list)
+    train_data: str = ""  # what the run was trained on: "<data module> <root folder name>"
+    links: dict[str, str] = field(default_factory=dict)  # label -> path of test reports, explanation maps
 
     def row(self) -> dict:
         r = {
@@ -46,6 +50,9 @@ class RunRecord:
             r[f"test_{k}"] = self.test.get(f"test/{k}")
         r["test_data"] = self.test_data
         r["other_tests"] = "; ".join(self.other_tests)
+        r["train_data"] = self.train_data
+        r["tags"] = ", ".join(self.tags)
+        r.update({f"hp.{k}": v for k, v in self.hparams.items()})
         return r
 
 
@@ -86,7 +93,8 @@ def _model_name(config: dict) -> tuple[str, str | None]:
 
 
 def _tests_by_run(results_dir: Path) -> dict[str, list[dict]]:
-    """Every `cifake test` result, grouped by the run folder of the checkpoint it scored."""
+    """Every `cifake test` result, grouped by the run folder of the checkpoint it scored (each with
+    `_folder`, where its report lives)."""
     out: dict[str, list[dict]] = {}
     for m in sorted(results_dir.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime):
         try:
@@ -95,8 +103,33 @@ def _tests_by_run(results_dir: Path) -> dict[str, list[dict]]:
             continue
         ckpt = data.get("ckpt_path")
         if ckpt:
+            data["_folder"] = str(m.parent)
             out.setdefault(str(Path(ckpt).resolve().parent.parent), []).append(data)
     return out
+
+
+def _hparams(config: dict) -> dict:
+    """The hyper-parameters a comparison table shows, from a resolved run config."""
+    model = ((config or {}).get("model") or {}).get("init_args") or {}
+    opt = (model.get("optimizer") or {}).get("init_args") or {}
+    data = ((config or {}).get("data") or {}).get("init_args") or {}
+    trainer = (config or {}).get("trainer") or {}
+    aug = data.get("augment") or {}
+    on = [k for k in ("hflip", "pad_crop", "resized_crop", "color_jitter", "blur", "jpeg", "rot90", "patch_mask")
+          if aug.get(k)]  # fmt: skip
+    pre = model.get("preprocess") or {}
+    return {
+        "lr": opt.get("lr"),
+        "batch": data.get("batch_size"),
+        "seed": (config or {}).get("seed_everything"),
+        "max_epochs": trainer.get("max_epochs"),
+        "precision": trainer.get("precision"),
+        "augment": "+".join(on) or "none",
+        "preprocess": str(pre.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(pre, dict) else "",
+        "aligned_fakes": (data.get("aligned_fakes") or {}).get("kind", "")
+        if isinstance(data.get("aligned_fakes"), dict)
+        else "",
+    }
 
 
 def _data_label(data: dict) -> str:
@@ -147,7 +180,19 @@ def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "result
             model, topo = _model_name(config)
             epochs = 1 + max((e for c in curves.values() for e, _ in c), default=-1)
             best = best_epoch_metrics(curves)
-            test, test_data, others = _own_test(tests.get(str(d.resolve()), []), config)
+            run_tests = tests.get(str(d.resolve()), [])
+            test, test_data, others = _own_test(run_tests, config)
+            links = {}
+            for t in run_tests:
+                rep = Path(t["_folder"]) / "report.md"
+                if rep.is_file():
+                    links[f"test: {_data_label(t.get('data') or {})}"] = str(rep)
+            explain = sorted(d.glob("explain/epoch_*"))
+            if explain:
+                links["explanation maps"] = str(explain[-1])
+            data_cfg = config.get("data") or {}
+            root = (data_cfg.get("init_args") or {}).get("root") or ""
+            tags = ((config.get("tracking") or {}).get("tags")) or []
             runs.append(
                 RunRecord(
                     name=f"{d.parent.name}/{d.name}",
@@ -162,6 +207,10 @@ def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "result
                     curves=curves,
                     test_data=test_data,
                     other_tests=others,
+                    hparams=_hparams(config),
+                    tags=list(tags),
+                    train_data=f"{str(data_cfg.get('class_path', '')).rsplit('.', 1)[-1]} {Path(str(root)).name}".strip(),
+                    links=links,
                 )
             )
     return runs
