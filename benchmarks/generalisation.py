@@ -72,6 +72,41 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
         ],
         ["test/FAKE"],
     ),  # fmt: skip
+    "aligned_resample+real_blur": (
+        [
+            "--data.init_args.aligned_fakes",
+            '{"kind": "resample"}',
+            "--data.init_args.augment.real_blur",
+            "0.5",
+        ],
+        ["test/FAKE"],
+    ),
+    "aligned_resample+aug+real_blur": (
+        [
+            "--data.init_args.aligned_fakes",
+            '{"kind": "resample"}',
+            "--data.init_args.augment.rot90",
+            "0.5",
+            "--data.init_args.augment.color_jitter",
+            "0.5",
+            "--data.init_args.augment.patch_mask",
+            "0.3",
+            "--data.init_args.augment.real_blur",
+            "0.5",
+        ],
+        ["test/FAKE"],
+    ),  # fmt: skip
+    "aug_safe": (
+        [
+            "--data.init_args.augment.rot90",
+            "0.5",
+            "--data.init_args.augment.color_jitter",
+            "0.5",
+            "--data.init_args.augment.patch_mask",
+            "0.3",
+        ],
+        ["test/FAKE"],
+    ),  # fmt: skip
     "aligned_resample+mosaics": (
         ["--data.init_args.aligned_fakes", '{"kind": "resample"}', "--data.init_args.real_mosaics", "0.5"],
         ["test/FAKE"],
@@ -112,6 +147,7 @@ def run_one(variant: str, seed: int, args, work: Path) -> dict:
         "fit", "--config", args.config, "--name", name, "--data.init_args.root", args.root,
         "--data.init_args.val_size", str(args.val_size), "--seed_everything", str(seed),
         "--trainer.max_epochs", str(args.max_epochs), "--trainer.enable_model_summary", "false",
+        "--trainer.precision", "32-true",
         *common, *overrides, cwd=work,
     )  # fmt: skip
     return test_one(variant, seed, args, work, time.perf_counter() - t0)

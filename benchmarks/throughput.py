@@ -194,6 +194,15 @@ def _measure(base: list[str], **kw) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _cpu_auto() -> tuple[str, str]:
+    """auto_precision as it resolves on this CPU (ignoring any GPU, for --device cpu)."""
+    from cifake_lightning.hardware import cpu_native_bf16
+
+    if cpu_native_bf16():
+        return "bf16-mixed", "native bf16 on this CPU"
+    return "32-true", "no native bf16 on this CPU"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", required=True, help="dataset in the CIFAKE layout (JPEG files)")
@@ -236,6 +245,9 @@ def main() -> None:
         _compare_compile_modes(args, base)
         return
     if args.styles:
+        from cifake_lightning.hardware import auto_precision, cpu_flags
+
+        default_prec, why = auto_precision() if args.device == "cuda" else _cpu_auto()
         rows = []
         for model in [m for m in args.models if m in ("baseline", "lightweight_hoc")]:
             naive = _measure(
@@ -246,35 +258,28 @@ def main() -> None:
                 batch_size=32,
                 steps=40,
                 precision="32-true",
-            )
-            ours = {
-                b: _measure(
-                    base,
-                    model=model,
-                    pipeline="ours",
-                    phase="train",
-                    batch_size=b,
-                    steps=20 if b >= 512 else 60,
-                    precision="bf16-mixed",
-                )["images_per_s"]
-                for b in (128, 512)
-            }
-            rows.append(
-                {
-                    "model": model,
-                    "seeds' style img/s (batch 32, fp32, ImageFolder+DataLoader)": naive["images_per_s"],
-                    "ours img/s, batch 128, bf16-mixed": ours[128],
-                    "ours img/s, batch 512, bf16-mixed": ours[512],
-                    "speed-up (batch 128 / 512)": f"{ours[128] / naive['images_per_s']:.1f}x / "
-                    f"{ours[512] / naive['images_per_s']:.1f}x",
-                }
-            )
+            )["images_per_s"]
+            row = {"model": model, "seeds' style img/s (batch 32, fp32, ImageFolder+DataLoader)": naive}
+            for prec in ("32-true", "bf16-mixed"):
+                for b in (128, 512):
+                    ips = _measure(
+                        base, model=model, pipeline="ours", phase="train", batch_size=b,
+                        steps=20 if b >= 512 else 60, precision=prec,
+                    )["images_per_s"]  # fmt: skip
+                    tag = " (default)" if prec == default_prec and b == 512 else ""
+                    row[f"ours {prec} b{b}{tag}"] = f"{ips:,.0f} ({ips / naive:.1f}x)"
+            rows.append(row)
             print(rows[-1], flush=True)
+        feats = "/".join(sorted({"avx2", "avx512f", "avx512_bf16", "amx_bf16"} & cpu_flags())) or "unknown"
         record(
             "throughput",
-            f"seeds' style vs ours (bf16-mixed, batch 128 and 512), {args.device}",
+            f"seeds' style vs ours, fp32 and bf16-mixed, batch 128 and 512, {args.device}",
             markdown_table(rows),
-            notes=f"data: {args.root}; training with flip + 2px crop augmentation; naive DataLoader workers: {args.workers}",
+            notes=(
+                f"data: {args.root}; training with flip + 2px crop augmentation; naive DataLoader workers: "
+                f"{args.workers}; CPU features: {feats}; default precision here: {default_prec} ({why}); "
+                "ratios are to the seeds' style in the same run"
+            ),
         )
         return
     heavy = {"resnet18", "dualstream"}

@@ -29,7 +29,7 @@ from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
-from .help import MAIN_HELP, raw_help
+from .help import MAIN_HELP, SUBCOMMAND_HELP, raw_help
 from .resolve import as_dict, flatten, model_conflicts, newest_checkpoint, resolve_eval_checkpoint
 from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
 
@@ -72,7 +72,15 @@ class CifakeCLI(LightningCLI):
             trainer_defaults={"callbacks": [RunInfo(), EpochSeed()], "default_root_dir": "runs"},
             seed_everything_default=0,
             auto_configure_optimizers=False,
-            parser_kwargs={"default_env": False, "description": MAIN_HELP, "formatter_class": raw_help()},
+            parser_kwargs={
+                "default_env": False,
+                "description": MAIN_HELP,
+                "formatter_class": raw_help(),
+                **{
+                    sub: {"description": text, "formatter_class": raw_help(), "default_env": False}
+                    for sub, text in SUBCOMMAND_HELP.items()
+                },
+            },
             args=args,
             run=run,
         )
@@ -137,6 +145,15 @@ class CifakeCLI(LightningCLI):
         ckpt = cfg.get("ckpt_path")
         if ckpt and ckpt not in ("last", "best", "hpc") and not Path(ckpt).is_file():
             raise CheckpointError("checkpoint file not found", ckpt)
+        if cfg["trainer"].get("precision") is None:  # not set: train at what the hardware does natively
+            if self.subcommand == "fit":
+                from .hardware import auto_precision
+
+                cfg["trainer"]["precision"], why = auto_precision()
+                print(f"cifake: precision {cfg['trainer']['precision']} ({why}; set --trainer.precision to choose)",
+                      file=sys.stderr)  # fmt: skip
+            else:  # scoring is cheap: keep probabilities exact
+                cfg["trainer"]["precision"] = "32-true"
         _check_writable(Path(tracking["save_dir"]), "tracking.save_dir")
         if self.subcommand in ("test", "predict"):
             key = "report" if self.subcommand == "test" else "predictions"

@@ -34,6 +34,26 @@ def main() -> None:
                 file=sys.stderr,
             )
             raise SystemExit(2)
+    light = None
+    if args[:1] == ["models"]:  # answered from the static name index, without torch or Lightning
+        from .commands.models_cmd import main as light
+    elif args[:1] == ["predict"] and not any(a.startswith(("--data", "-c", "--config")) for a in args):
+        from .commands.predict_files import has_inputs
+
+        if has_inputs(args[1:]):  # files, folders, globs: a plain nn.Module, no Lightning
+            from .commands.predict_files import main as light
+    if light is not None:
+        from .errors import CifakeError
+
+        try:
+            light(args[1:])
+        except CifakeError as e:
+            print(f"cifake: error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("cifake: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        return
     from .cli import main as cli_main
 
     cli_main()

@@ -20,6 +20,37 @@ Project commands, each with --help:
     cifake loso --config C --root R --sources S1 S2 ...  leave one fake source out, for each source"""
 
 
+SUBCOMMAND_HELP = {
+    "fit": """Train a detector; checkpoints, metrics and the resolved config go to runs/<name>/version_N/.
+
+Examples:
+    cifake fit --config configs/baseline.yaml --data.root data/cifake
+    cifake fit --config configs/dualstream.yaml --data configs/data/genset_v2.yaml --trainer.max_epochs 5
+    cifake fit --config configs/baseline.yaml --ckpt_path last      # resume the newest run of that name
+    cifake fit --config configs/resnet18.yaml --model.backbone vgg11_bn --trainer.precision bf16-mixed
+At the end it prints the best checkpoint, its score, and the operating threshold chosen on validation.""",
+    "validate": """Score a checkpoint on the validation split.
+
+Example:
+    cifake validate --ckpt runs/baseline/version_0/checkpoints/last.ckpt --data.root data/cifake""",
+    "test": """Score a checkpoint on a test set: per-source metrics at 0.5 and at the validation threshold,
+calibration, generalisation summary, galleries; written to results/<run>/version_N/<checkpoint>/<data>/.
+
+Examples:
+    cifake test --ckpt runs/baseline/version_0/checkpoints/best-epoch07.ckpt --data.root data/cifake
+    cifake test --ckpt best.ckpt --data configs/data/ood_genset_v2.yaml --data.root data/genset-v2 \\
+        --report.reference_real test/REAL --report.reference_fake test/FAKE --report.robustness true
+    cifake test --ckpt_path best --name baseline          # the newest best-*.ckpt of run baseline""",
+    "predict": """Score a data set with a checkpoint (one row per image in predictions.csv). Files, folders
+and globs can also be named directly: no data module, one row per input (unreadable ones with the
+reason), calibrated P(fake), the validation threshold, --format csv|json, --out FILE.
+
+Examples:
+    cifake predict --ckpt best.ckpt photo.png shots/ 'web/*.webp' --format json --out scores.json
+    cifake predict --ckpt best.ckpt --data cifake_lightning.data.PredictFolder --data.root shots/""",
+}
+
+
 TOP_LEVEL = (
     MAIN_HELP
     + """

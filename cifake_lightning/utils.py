@@ -13,6 +13,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     from .errors import OutputError
 
     path = Path(path)
+    if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout, a FIFO): never replace it
+        try:
+            with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+                f.write(data)
+        except OSError as e:
+            raise OutputError(f"could not be written ({e.strerror or e})", path) from e
+        return path
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -177,3 +177,16 @@ def test_fit_stores_validation_scores_and_test_uses_them(cifake_root, demo_ckpt,
     assert report2["threshold"]["validation"] == pytest.approx(0.9)
     assert report2["calibration"]["method"] == "none"
     assert report2["sources"][-1]["accuracy"] == allrow["accuracy"]  # the 0.5 column does not move
+
+
+def test_own_ece_equals_torchmetrics():
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    g = torch.Generator().manual_seed(0)
+    for k in range(4):
+        p = torch.rand(500, generator=g) ** (k + 1)
+        p[:3] = torch.tensor([0.0, 1.0, 0.5])  # bin edges
+        y = (torch.rand(500, generator=g) < 0.4).long()
+        assert C.ece(p, y) == pytest.approx(
+            float(binary_calibration_error(p, y, n_bins=15, norm="l1")), abs=1e-6
+        )

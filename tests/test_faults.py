@@ -128,7 +128,8 @@ def test_runtime_model_options_are_honoured(cifake_root, trained_run, capsys):
         capsys,
     )
     assert code == 0, err
-    cfg = next(Path("runs/demo").glob("version_*/config.yaml")).read_text()
+    # a test of a run's checkpoint logs beside it: runs/demo/version_0/test/ (no new version folder)
+    cfg = (trained_run.parents[1] / "test" / "config.yaml").read_text()
     assert "channels_last: false" in cfg
 
 

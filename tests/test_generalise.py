@@ -225,3 +225,48 @@ def test_real_mosaics_are_real_downsampled_training_content():
     assert min(float((quarter - h).abs().max()) for h in halves) <= 1.0
     with pytest.raises(ConfigError, match="real_mosaics"):
         add_real_mosaics(train, share=0)
+
+
+def test_real_blur_touches_real_images_only():
+    from cifake_lightning.data.augment import blur_reals
+
+    x = _camera_like(n=32)
+    label = torch.arange(32) % 2
+    out = blur_reals(x, label, p=1.0, sigma=(1.0, 1.0))
+    assert torch.equal(out[label == 1], x[label == 1])  # fakes keep their traces
+    assert (out[label == 0] - x[label == 0]).abs().mean() > 0.05  # every real blurred
+    # blur smooths: neighbouring-pixel differences shrink
+    diff = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert diff(out[label == 0]) < 0.6 * diff(x[label == 0])
+    assert torch.equal(blur_reals(x, label, p=0.0, sigma=(1.0, 1.0)), x)
+
+
+def test_generalist_config_is_what_the_benchmark_measured_and_trains(cifake_root, tmp_path, capsys):
+    """configs/generalist.yaml resolves to the benchmark's best variant (baseline_fast + its overrides),
+    and `cifake fit` trains it."""
+    import yaml
+    from helpers.run import QUIET, REPO, cifake
+
+    from benchmarks.generalisation import VARIANTS
+    from cifake_lightning.cli import main
+
+    def resolved(*args):
+        with pytest.raises(SystemExit):
+            main(["fit", *args, "--print_config"])
+        cfg = yaml.safe_load(capsys.readouterr().out)
+        for k in ("config", "name"):
+            cfg.pop(k, None)
+        return cfg
+
+    overrides, _ = VARIANTS["aligned_resample+aug"]
+    bench = resolved("--config", str(REPO / "configs/baseline_fast.yaml"), "--trainer.max_epochs", "3",
+                     "--data.init_args.root", "data/genset-v2", "--data.init_args.val_size", "10000", *overrides)  # fmt: skip
+    mine = resolved("--config", str(REPO / "configs/generalist.yaml"))
+    assert mine == bench
+    r = cifake(
+        "fit", "--config", str(REPO / "configs/generalist.yaml"), "--data.root", str(cifake_root),
+        "--data.val_size", "40", "--data.cache_dir", str(tmp_path / "c"), "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "2", *QUIET, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert list((tmp_path / "c").glob("aligned-resample-*.pt"))

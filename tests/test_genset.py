@@ -72,3 +72,27 @@ def test_baseline_on_genset_in_distribution_vs_unseen_generators(genset_root, tm
     unseen = min(rows["ood/vae"]["accuracy"], rows["ood/ddpm"]["accuracy"])
     assert unseen < rows["test/FAKE"]["accuracy"]  # unseen generators are harder, as the seeds report
     assert rows["all"]["n"] == 7000
+
+
+def test_genset_v2_real_names_map_to_cifar10_classes_as_documented():
+    """genset-v2's REAL half is CIFAR-10 named as in CIFAKE, the suffix being the true class. Without
+    CIFAR-10's own label files (not reachable offline) the mapping is checked by what it implies: the
+    parser must find exactly 5,000 train and 1,000 test images of each of the ten classes."""
+    import collections
+    import tarfile
+
+    from conftest import SHARED_DATASETS
+
+    from cifake_lightning.data.layout import cifake_content_class
+
+    tar = SHARED_DATASETS / "genset-v2.tar.gz"
+    if not tar.is_file():
+        pytest.skip(f"genset-v2 not available ({tar} is absent)")
+    counts = {"train": collections.Counter(), "test": collections.Counter()}
+    with tarfile.open(tar) as t:
+        for m in t:
+            parts = Path(m.name).parts
+            if m.isfile() and len(parts) >= 3 and parts[-2] == "REAL" and parts[-3] in counts:
+                counts[parts[-3]][cifake_content_class(parts[-1])] += 1
+    assert counts["train"] == {c: 5000 for c in range(10)}
+    assert counts["test"] == {c: 1000 for c in range(10)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers.run import cifake
 
 
@@ -29,6 +30,7 @@ def test_fit_ends_by_naming_the_best_checkpoint_and_operating_point(cifake_root,
     )
     assert "cifake: last checkpoint runs/demo/version_0/checkpoints/last.ckpt (after 1 epoch(s))" in r.stderr
     assert "threshold P(fake) >=" in r.stderr and "rule fpr:0.01" in r.stderr
+    assert "cifake: precision " in r.stderr  # demo.yaml leaves precision to the hardware (auto)
 
 
 def test_predict_scores_files_folders_and_globs_with_a_row_per_input(cifake_root, demo_ckpt, tmp_path):
@@ -135,3 +137,94 @@ def test_resumed_fit_continues_its_wandb_run_and_test_logs_beside_the_checkpoint
     assert not (tmp_path / "runs/demo/version_1").exists()  # no new version for a test
     assert (tmp_path / "runs/demo/version_0/test/metrics.csv").is_file()
     assert "anonymous" not in r.stderr.lower()
+
+
+def test_models_answers_from_a_fresh_static_index_without_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers.run import REPO
+
+    from cifake_lightning.model_names import index
+    from cifake_lightning.models.registry import list_models, model_spec
+
+    live = {n: model_spec(n) for n in list_models()}
+    assert index() == live, "stale: run `python -m cifake_lightning.model_names --write`"
+    code = (
+        "import sys; from cifake_lightning.console import main; sys.argv = ['cifake', 'models', 'conv*']; main(); "
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [n for n in sorted(live) if n.startswith("conv")]
+
+
+def test_outputs_to_a_pipe_or_device_are_written_not_replaced(tmp_path):
+    import os
+    import threading
+
+    from cifake_lightning.utils import write_atomic
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    t = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    t.start()
+    write_atomic(fifo, "a,b\n1,2\n")
+    t.join(10)
+    assert got == ["a,b\n1,2\n"] and not fifo.is_file() and fifo.exists()  # still a FIFO
+
+
+def test_auto_precision_follows_native_bf16(monkeypatch):
+    import torch
+
+    from cifake_lightning import hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    prec, why = hardware.auto_precision()
+    assert prec == "32-true" and "no native bf16" in why
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert hardware.auto_precision()[0] == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "old GPU")
+    assert hardware.auto_precision() == ("16-mixed", "old GPU has no native bf16")
+
+
+@pytest.mark.parametrize("sub", ["fit", "test", "predict"])
+def test_subcommand_help_gives_examples(sub, tmp_path):
+    r = cifake(sub, "--help", cwd=tmp_path)
+    assert r.returncode == 0
+    assert (
+        "Example" in r.stdout and f"cifake {sub} --ckpt" in r.stdout or f"cifake {sub} --config" in r.stdout
+    )
+
+
+def test_explanation_grid_marks_mistakes_and_has_a_key():
+    import numpy as np
+    import torch
+
+    from cifake_lightning.explain.render import SCALE, render_grid
+
+    images = torch.rand(2, 3, 32, 32)
+    maps = {"occlusion": torch.rand(2, 32, 32), "band_ablation": torch.rand(2, 32, 32)}
+    plain = np.asarray(render_grid(images, maps, ["a", "b"], ["occlusion", "band_ablation"]))
+    marked = np.asarray(
+        render_grid(
+            images,
+            maps,
+            ["WRONG: a", "b"],
+            ["occlusion", "band_ablation"],
+            wrong=[True, False],
+            threshold=0.3,
+        )
+    )
+    tile = 32 * SCALE
+    frame = marked[18 - 2 : 18 + tile + 2, 2:5]  # left edge of the first row's image
+    assert ((frame[..., 0] > 200) & (frame[..., 1] < 40)).mean() > 0.9  # red
+    second = marked[18 + tile + 28 + 4 : 18 + 2 * tile + 28 + 4, 2:4]
+    assert not ((second[..., 0] > 200) & (second[..., 1] < 40)).any()
+    assert (
+        plain.shape[0] == marked.shape[0] and plain.shape[0] > 2 * (tile + 32) + 40
+    )  # the key below the rows

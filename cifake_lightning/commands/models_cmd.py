@@ -19,10 +19,18 @@ def main(argv: list[str]) -> None:
     import json
 
     from ..errors import ConfigError
-    from ..models import create_model, paper_topologies
-    from ..models.registry import find_models, list_models, model_spec
+    from ..model_names import find, index
 
-    names = paper_topologies() if args.paper else find_models(args.pattern)
+    fast = not args.params and not args.paper and find(args.pattern) is not None
+    if fast:  # the static index: no torch import, answers in a fraction of a second
+        names, specs = find(args.pattern), index()
+        list_models = lambda: list(specs)  # noqa: E731
+        model_spec = specs.get
+    else:
+        from ..models import paper_topologies
+        from ..models.registry import find_models, list_models, model_spec
+
+        names = paper_topologies() if args.paper else find_models(args.pattern)
     if not names:
         import difflib
 
@@ -34,6 +42,8 @@ def main(argv: list[str]) -> None:
     for name in names:
         line = f"{name:32s}"
         if args.params:
+            from ..models import create_model
+
             n = sum(p.numel() for p in create_model(name).parameters())
             line += f" {n:>12,d}"
         if len(names) == 1 or args.spec:

@@ -129,12 +129,12 @@ def main(argv: list[str]) -> None:
     import numpy as np
     import torch
 
-    from ..models.checkpoint import load_classifier
+    from ..models.plain import load_detector
 
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    model = load_classifier(ckpt, map_location=device).eval()
+    model = load_detector(ckpt, map_location=device)
     size = 32  # every data module feeds the models 32x32 images (CachedImageDataModule.image_size)
     cal = model.calibration
     rows: list[dict] = []

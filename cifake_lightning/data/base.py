@@ -231,6 +231,12 @@ class CachedImageDataModule(L.LightningDataModule):
         if self.augmentation is not None and training:
             self.augmentation.to(x.device)
             x = self.augmentation(x)
+        if training and self.augment_config.real_blur and "label" in batch:
+            from .augment import blur_reals
+
+            x = blur_reals(
+                x, batch["label"], self.augment_config.real_blur, self.augment_config.real_blur_sigma
+            )
         if self.eval_perturbation is not None and not training:
             from ..evaluate.robustness import PERTURBATIONS
 

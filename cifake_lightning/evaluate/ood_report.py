@@ -143,8 +143,9 @@ def write_source_report(
                 md += ["![false positives by class](false_positives_by_class.png)", ""]
     out.mkdir(parents=True, exist_ok=True)
     reliability_png(
-        prob, label, source, names, out / "reliability.png", bins=ece_bins, title="reliability of P(fake)"
-    )
+        prob, label, source, names, out / "reliability.png", bins=ece_bins,
+        title="calibrated P(fake): reliability and spread per source", threshold=cal.threshold,
+    )  # fmt: skip
     md += ["![reliability](reliability.png)", ""]
 
     files = table.files

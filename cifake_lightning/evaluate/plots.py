@@ -29,23 +29,24 @@ def reliability_png(
     path: str | Path,
     bins: int = 10,
     title: str = "",
+    threshold: float | None = None,
 ) -> Path:
-    """Reliability curves: fraction of fakes vs mean P(fake) per probability bin, per source and overall.
-
-    The same binning as the ECE in the table. A calibrated detector follows the diagonal; a one-class
-    source lies on y=0 (real) or y=1 (fake), so its points show how far its probabilities stray.
-    """
+    """Left: reliability curves (fraction of fakes vs mean P(fake) per bin, the ECE's binning) of every
+    group that holds both classes: all images, and two-class sources. A one-class source has no such
+    curve (its fraction of fakes is 0 or 1 in every bin), so the right panel shows instead where each
+    source's P(fake) lies (quartile boxes, 5-95% whiskers), with the validation threshold."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     prob, label, source = prob.float().cpu(), label.long().cpu(), source.long().cpu()
-    fig, ax = plt.subplots(figsize=(5.2, 4.4), dpi=110)
+    present = sorted(set(source.tolist()))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 4.4), dpi=110, gridspec_kw={"width_ratios": [1, 1.15]})
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="calibrated")
     edges = torch.linspace(0, 1, bins + 1)
-    groups = [(source_names[s], source == s) for s in sorted(set(source.tolist()))]
-    groups.append(("all", torch.ones_like(label, dtype=torch.bool)))
+    groups = [("all", torch.ones_like(label, dtype=torch.bool))]
+    groups += [(source_names[s], source == s) for s in present if len(set(label[source == s].tolist())) == 2]
     for name, sel in groups:
         p, y = prob[sel], label[sel].float()
         xs, ys = [], []
@@ -67,8 +68,29 @@ def reliability_png(
     ax.set_ylabel("fraction of fakes in bin")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title(title or "reliability", fontsize=9)
-    ax.legend(fontsize=6, loc="center right")
+    ax.set_title("reliability (groups holding both classes)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+    data, names, colours = [], [], []
+    for s in present:
+        sel = source == s
+        data.append(prob[sel].numpy())
+        lab = set(label[sel].tolist())
+        kind = "fake" if lab == {1} else "real" if lab == {0} else "mixed"
+        names.append(f"{source_names[s]} ({kind}, n={int(sel.sum())})")
+        colours.append({"fake": "#d62728", "real": "#1f77b4", "mixed": "#7f7f7f"}[kind])
+    parts = bx.boxplot(data, vert=False, whis=(5, 95), showfliers=False, patch_artist=True, widths=0.6)
+    for patch, c in zip(parts["boxes"], colours):
+        patch.set_facecolor(c)
+        patch.set_alpha(0.45)
+    bx.set_yticks(range(1, len(names) + 1), names, fontsize=7)
+    bx.invert_yaxis()
+    bx.set_xlim(0, 1)
+    bx.set_xlabel("P(fake) of the source's images")
+    if threshold is not None:
+        bx.axvline(threshold, color="black", ls=":", lw=1.2, label=f"validation threshold {threshold:.3g}")
+        bx.legend(fontsize=7, loc="lower right", framealpha=0.9)
+    bx.set_title("P(fake) per source (box: quartiles, whiskers: 5-95%)", fontsize=9)
+    fig.suptitle(title or "calibration", fontsize=10)
     fig.tight_layout()
     return _fig_to_png(fig, path)
 

@@ -42,18 +42,23 @@ def render_grid(
     captions: list[str],
     methods: list[str],
     spectrum_methods: tuple[str, ...] = ("band_ablation",),
+    wrong: list[bool] | None = None,
+    threshold: float | None = None,
 ) -> Image.Image:
-    """A PIL image: header row of method names, then per image its picture, caption and each map.
+    """A PIL image: header row of method names, then per image its picture, caption and each map,
+    then a key: the colour bar of the maps and how to read the band-ablation column.
 
     Pixel methods are overlaid on the image; spectrum methods (band ablation lives in the DCT plane)
-    are shown as plain heat maps, low frequencies top-left.
+    are shown as plain heat maps, low frequencies top-left. Misclassified images (`wrong`, at the
+    classifier's threshold) get a red frame and "WRONG" in their caption.
     """
     methods = [m for m in methods if m in maps]
     n = images.shape[0]
     tile = images.shape[-1] * SCALE
-    cap_h, head_h = 28, 18
+    cap_h, head_h, key_h = 28, 18, 58
     cols = 1 + len(methods)
-    canvas = Image.new("RGB", (cols * (tile + 4) + 4, head_h + n * (tile + cap_h + 4) + 4), "white")
+    width = max(cols * (tile + 4) + 4, 420)
+    canvas = Image.new("RGB", (width, head_h + n * (tile + cap_h + 4) + 4 + key_h), "white")
     draw = ImageDraw.Draw(canvas)
     for j, name in enumerate(["image", *methods]):
         draw.text((4 + j * (tile + 4), 3), name.replace("_", " ")[:22], fill="black")
@@ -62,11 +67,45 @@ def render_grid(
         y = head_h + i * (tile + cap_h + 4)
         img = (images[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
         canvas.paste(_tile(img), (4, y))
+        if wrong is not None and wrong[i]:
+            draw.rectangle((2, y - 2, 5 + tile, y + tile + 1), outline=(220, 0, 0), width=3)
         for j, m in enumerate(methods):
             arr = heat_rgb(norm[m][i]) if m in spectrum_methods else overlay(images[i], norm[m][i])
             canvas.paste(_tile(arr), (4 + (j + 1) * (tile + 4), y))
-        draw.text((4, y + tile + 2), captions[i][: 12 * cols], fill="black")
+        colour = (200, 0, 0) if wrong is not None and wrong[i] else (0, 0, 0)
+        draw.text((4, y + tile + 2), captions[i][: 12 * cols], fill=colour)
+    _draw_key(
+        canvas,
+        draw,
+        head_h + n * (tile + cap_h + 4) + 4,
+        any(m in spectrum_methods for m in methods),
+        threshold,
+    )
     return canvas
+
+
+def _draw_key(
+    canvas: Image.Image, draw: ImageDraw.ImageDraw, y: int, bands: bool, threshold: float | None
+) -> None:
+    """Colour bar of the maps (each map is scaled to its own 0-1 range) and the band-ablation legend."""
+    bar_w = 160
+    bar = heat_rgb(torch.linspace(0, 1, bar_w)[None].repeat(10, 1))
+    canvas.paste(Image.fromarray(bar), (4, y + 4))
+    draw.text((4, y + 16), "0", fill="black")
+    draw.text((bar_w - 20, y + 16), "max", fill="black")
+    draw.text((bar_w + 12, y + 2), "|attribution| for the predicted class,", fill="black")
+    draw.text((bar_w + 12, y + 14), "scaled per image and method", fill="black")
+    lines = []
+    if bands:
+        lines.append(
+            "band ablation: DCT plane, low frequencies top-left; bright = removing that band changes P(fake) most"
+        )
+    lines.append(
+        "red frame / WRONG: misclassified"
+        + (f" at the validation threshold P(fake) >= {threshold:.3g}" if threshold is not None else "")
+    )
+    for k, line in enumerate(lines):
+        draw.text((4, y + 30 + 12 * k), line[: canvas.width // 6], fill="black")
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:

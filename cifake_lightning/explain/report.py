@@ -63,17 +63,29 @@ class Explanation:
     files: list[str]
     maps: dict
     stats: dict[str, torch.Tensor]
+    threshold: float = 0.5  # the classifier's validation-chosen P(fake) threshold
 
     @property
     def probs(self) -> torch.Tensor:
         return self.maps["prob"].cpu()
+
+    def wrong(self) -> list[bool]:
+        """Per image: misclassified at the threshold (False for unlabelled images)."""
+        return [
+            int(y) in (0, 1) and (float(p) >= self.threshold) != bool(int(y))
+            for y, p in zip(self.labels.tolist(), self.probs)
+        ]
 
     def label_name(self, i: int) -> str:
         y = int(self.labels[i])
         return LABEL_NAMES[y].lower() if y in (0, 1) else "unlabelled"
 
     def captions(self) -> list[str]:
-        return [f"{self.label_name(i)} p(fake)={float(p):.2f}" for i, p in enumerate(self.probs)]
+        wrong = self.wrong()
+        return [
+            ("WRONG: " if wrong[i] else "") + f"{self.label_name(i)} p(fake)={float(p):.2f}"
+            for i, p in enumerate(self.probs)
+        ]
 
     def records(self) -> list[dict]:
         """One JSON-ready dict per image."""
@@ -143,7 +155,9 @@ def explain(
             maps[k] = torch.cat([p[k].cpu() for p in parts])
     pixel_maps = {k: v for k, v in maps.items() if k in settings.methods and k != "band_ablation"}
     stats = map_statistics(pixel_maps, settings.top_fraction)
-    return Explanation(images.cpu(), labels.cpu(), list(files), maps, stats)
+    cal = getattr(classifier, "calibration", None)
+    threshold = float(cal.threshold) if cal is not None else 0.5
+    return Explanation(images.cpu(), labels.cpu(), list(files), maps, stats, threshold)
 
 
 def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: str = "") -> dict[str, Path]:
@@ -156,7 +170,10 @@ def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: 
     summary = ex.summary()
     paths["summary"] = write_json(out / "summary.json", {"settings": settings.__dict__, **summary})
     paths["grid"] = save_png(
-        render_grid(ex.images, ex.maps, ex.captions(), settings.methods), out / "grid.png"
+        render_grid(
+            ex.images, ex.maps, ex.captions(), settings.methods, wrong=ex.wrong(), threshold=ex.threshold
+        ),
+        out / "grid.png",
     )
     if "band_drop" in ex.maps:
         paths["bands"] = band_curve_png(

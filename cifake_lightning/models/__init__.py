@@ -1,41 +1,46 @@
-"""Models: plain nn.Modules registered by name, and the ImageClassifier that trains any of them."""
+"""Models: plain nn.Modules registered by name, and the ImageClassifier that trains any of them.
 
-from .artifacts import ArtifactResidual
-from .attention import AttentionCNN, attention_map, has_attention
-from .autoencoder import AutoencoderFilter, AutoencoderModule, ConvAutoencoder
-from .backbones import TimmBackbone
-from .bird_lotfi import BirdLotfiCNN, paper_topologies, parse_topology, topology_name
-from .classifier import ImageClassifier
-from .dualstream import DualStreamDetector
-from .frequency import FrequencyTransform, dct2, idct2
-from .grid import GridClassifier
-from .lightweight import LightweightCNN, LightweightCNN_HOC
-from .normalize import Normalize
-from .registry import create_model, list_models, register_model
+Imports are lazy (PEP 562), so that importing one backbone, or `cifake models`, does not import
+Lightning: `from cifake_lightning.models import BirdLotfiCNN` loads only bird_lotfi.py.
+"""
 
-__all__ = [
-    "ArtifactResidual",
-    "AttentionCNN",
-    "AutoencoderFilter",
-    "AutoencoderModule",
-    "ConvAutoencoder",
-    "DualStreamDetector",
-    "FrequencyTransform",
-    "GridClassifier",
-    "LightweightCNN",
-    "LightweightCNN_HOC",
-    "TimmBackbone",
-    "attention_map",
-    "dct2",
-    "has_attention",
-    "idct2",
-    "BirdLotfiCNN",
-    "ImageClassifier",
-    "Normalize",
-    "create_model",
-    "list_models",
-    "register_model",
-    "paper_topologies",
-    "parse_topology",
-    "topology_name",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "ArtifactResidual": ".artifacts",
+    "AttentionCNN": ".attention",
+    "attention_map": ".attention",
+    "has_attention": ".attention",
+    "AutoencoderFilter": ".autoencoder",
+    "AutoencoderModule": ".autoencoder",
+    "ConvAutoencoder": ".autoencoder",
+    "TimmBackbone": ".backbones",
+    "BirdLotfiCNN": ".bird_lotfi",
+    "paper_topologies": ".bird_lotfi",
+    "parse_topology": ".bird_lotfi",
+    "topology_name": ".bird_lotfi",
+    "ImageClassifier": ".classifier",
+    "DualStreamDetector": ".dualstream",
+    "FrequencyTransform": ".frequency",
+    "dct2": ".frequency",
+    "idct2": ".frequency",
+    "GridClassifier": ".grid",
+    "LightweightCNN": ".lightweight",
+    "LightweightCNN_HOC": ".lightweight",
+    "Normalize": ".normalize",
+    "create_model": ".registry",
+    "list_models": ".registry",
+    "register_model": ".registry",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -13,7 +13,8 @@ QUIET = ("--trainer.enable_progress_bar=false", "--data.progress=false", "--trac
 
 def cifake(*args, cwd, timeout=900) -> subprocess.CompletedProcess:
     env = {
-        **os.environ,
+        # not the pytest process's W&B service: a child attached to it would find its runs still "in use"
+        **{k: v for k, v in os.environ.items() if not k.startswith("WANDB_SERVICE")},
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
         "WANDB_MODE": "disabled",
     }
