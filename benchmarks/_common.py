@@ -91,8 +91,11 @@ def cifake(
 
 
 def latest_version(folder: Path) -> Path:
-    """The newest runs/<name>/version_N (or results/<name>/version_N) folder."""
-    return sorted(folder.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))[-1]
+    """The newest runs/<name>/version_N (or results/<name>/version_N) folder; in a runs folder, the
+    newest one holding checkpoints (older code gave each `cifake test` a version folder of its own)."""
+    versions = sorted(folder.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    fits = [v for v in versions if (v / "checkpoints").is_dir()]
+    return (fits or versions)[-1]
 
 
 def best_checkpoint(run: Path) -> Path:

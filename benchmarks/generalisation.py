@@ -239,8 +239,8 @@ def table(rows: list[dict]) -> str:
             "FPR real_photos @thr": _ms([r["photos_fpr@thr"] for r in rs]),
         }
         for s in sources:
-            mark = "seen" if s in seen else "unseen"
-            line[f"AUROC {s.split('/')[1]} ({mark})"] = _ms([r.get(f"auroc:{s}", math.nan) for r in rs])
+            cell = _ms([r.get(f"auroc:{s}", math.nan) for r in rs])
+            line[f"AUROC {s.split('/')[1]}"] = cell + (" (SEEN kind)" if s in seen else "")
         line["unseen mean AUROC"] = _ms([r["mean_auroc"] for r in rs])
         line["unseen worst AUROC"] = _ms([r["worst_auroc"] for r in rs])
         if variant != "baseline" and base:
@@ -252,7 +252,8 @@ def table(rows: list[dict]) -> str:
                 )
                 line["McNemar p (max over seeds)"] = f"{max(t['mcnemar_p'] for t in tests):.2g}"
         out.append(line)
-    return markdown_table(out)
+    columns = list(dict.fromkeys(k for line in out for k in line))
+    return markdown_table(out, columns)
 
 
 def main() -> None:

@@ -115,3 +115,12 @@ def test_real_false_positives_per_content_class(tmp_path):
     rep = write_source_report(tmp_path, t, images=images)
     assert [r["class"] for r in rep["real_bias_by_class"] if r["fpr"] > 0] == ["cat"]
     assert (tmp_path / "false_positives_by_class.png").is_file()
+
+
+def test_mcnemar_exact_on_many_discordant_images():
+    from cifake_lightning.evaluate.compare import mcnemar_exact
+
+    assert mcnemar_exact(3, 3) == 1.0
+    assert abs(mcnemar_exact(0, 10) - 2 / 1024) < 1e-12  # exact small case
+    assert mcnemar_exact(1000, 1000) > 0.9  # n = 2000: no overflow
+    assert 0 < mcnemar_exact(600, 400) < 1e-8

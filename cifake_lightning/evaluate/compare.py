@@ -27,7 +27,13 @@ def mcnemar_exact(b: int, c: int) -> float:
     if n == 0:
         return 1.0
     k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    # P(X <= k), X ~ Binomial(n, 1/2), summed in log space (2**n overflows a float beyond n = 1023)
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
+        for i in range(k + 1)
+    ]
+    top = max(logs)
+    tail = math.exp(top) * sum(math.exp(v - top) for v in logs)
     return min(1.0, 2.0 * tail)
 
 
