@@ -33,106 +33,42 @@ NPR = '{"class_path": "cifake_lightning.models.ArtifactResidual", "init_args": {
 HAAR = '{"class_path": "cifake_lightning.models.ArtifactResidual", "init_args": {"kind": "haar"}}'
 AE_SEEN = ["test/FAKE", "ood/ae_f4_recon_test"]
 
+# building blocks of the variants (command-line overrides of the base config)
+NPR_INPUT = ["--model.init_args.preprocess", NPR, "--model.init_args.normalize", "none"]
+HAAR_INPUT = ["--model.init_args.preprocess", HAAR, "--model.init_args.normalize", "none"]
+RESAMPLED = ["--data.init_args.aligned_fakes", '{"kind": "resample"}']
+AE_RECON = ["--data.init_args.aligned_fakes", '{"kind": "ae"}']
+SAFE_AUG = [
+    "--data.init_args.augment.rot90", "0.5", "--data.init_args.augment.color_jitter", "0.5",
+    "--data.init_args.augment.patch_mask", "0.3",
+]  # fmt: skip
+REAL_BLUR = ["--data.init_args.augment.real_blur", "0.5"]
+SEEN = ["test/FAKE"]
+
 #: name -> (overrides, fake sources of a seen kind)
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
-    "baseline": ([], ["test/FAKE"]),
-    "npr": (["--model.init_args.preprocess", NPR, "--model.init_args.normalize", "none"], ["test/FAKE"]),
-    "haar": (["--model.init_args.preprocess", HAAR, "--model.init_args.normalize", "none"], ["test/FAKE"]),
+    "baseline": ([], SEEN),
+    "npr": (NPR_INPUT, SEEN),
+    "haar": (HAAR_INPUT, SEEN),
     "aug_rot90_mask": (
         ["--data.init_args.augment.rot90", "0.5", "--data.init_args.augment.patch_mask", "0.5"],
-        ["test/FAKE"],
+        SEEN,
     ),
-    "aug_blur_jpeg": (
-        ["--data.init_args.augment.blur", "0.3", "--data.init_args.augment.jpeg", "0.3"],
-        ["test/FAKE"],
-    ),
-    "aligned_resample": (["--data.init_args.aligned_fakes", '{"kind": "resample"}'], ["test/FAKE"]),
-    "aligned_ae": (["--data.init_args.aligned_fakes", '{"kind": "ae"}'], AE_SEEN),
-    "aligned_resample+aug": (
-        [
-            "--data.init_args.aligned_fakes",
-            '{"kind": "resample"}',
-            "--data.init_args.augment.rot90",
-            "0.5",
-            "--data.init_args.augment.color_jitter",
-            "0.5",
-            "--data.init_args.augment.patch_mask",
-            "0.3",
-        ],
-        ["test/FAKE"],
-    ),  # fmt: skip
+    "aug_blur_jpeg": (["--data.init_args.augment.blur", "0.3", "--data.init_args.augment.jpeg", "0.3"], SEEN),
+    "aug_safe": (SAFE_AUG, SEEN),
+    "aligned_resample": (RESAMPLED, SEEN),
+    "aligned_ae": (AE_RECON, AE_SEEN),
+    "aligned_resample+aug": (RESAMPLED + SAFE_AUG, SEEN),
     "aligned_resample+blur": (
-        [
-            "--data.init_args.aligned_fakes",
-            '{"kind": "resample"}',
-            "--data.init_args.augment.blur",
-            "0.5",
-            "--data.init_args.augment.blur_sigma",
-            "[0.3, 1.5]",
-        ],
-        ["test/FAKE"],
-    ),  # fmt: skip
-    "aligned_resample+real_blur": (
-        [
-            "--data.init_args.aligned_fakes",
-            '{"kind": "resample"}',
-            "--data.init_args.augment.real_blur",
-            "0.5",
-        ],
-        ["test/FAKE"],
+        RESAMPLED
+        + ["--data.init_args.augment.blur", "0.5", "--data.init_args.augment.blur_sigma", "[0.3, 1.5]"],
+        SEEN,
     ),
-    "aligned_resample+aug+real_blur": (
-        [
-            "--data.init_args.aligned_fakes",
-            '{"kind": "resample"}',
-            "--data.init_args.augment.rot90",
-            "0.5",
-            "--data.init_args.augment.color_jitter",
-            "0.5",
-            "--data.init_args.augment.patch_mask",
-            "0.3",
-            "--data.init_args.augment.real_blur",
-            "0.5",
-        ],
-        ["test/FAKE"],
-    ),  # fmt: skip
-    "aug_safe": (
-        [
-            "--data.init_args.augment.rot90",
-            "0.5",
-            "--data.init_args.augment.color_jitter",
-            "0.5",
-            "--data.init_args.augment.patch_mask",
-            "0.3",
-        ],
-        ["test/FAKE"],
-    ),  # fmt: skip
-    "aligned_resample+mosaics": (
-        ["--data.init_args.aligned_fakes", '{"kind": "resample"}', "--data.init_args.real_mosaics", "0.5"],
-        ["test/FAKE"],
-    ),
-    "npr+aligned_resample": (
-        [
-            "--model.init_args.preprocess",
-            NPR,
-            "--model.init_args.normalize",
-            "none",
-            "--data.init_args.aligned_fakes",
-            '{"kind": "resample"}',
-        ],
-        ["test/FAKE"],
-    ),  # fmt: skip
-    "npr+aligned_ae": (
-        [
-            "--model.init_args.preprocess",
-            NPR,
-            "--model.init_args.normalize",
-            "none",
-            "--data.init_args.aligned_fakes",
-            '{"kind": "ae"}',
-        ],
-        AE_SEEN,
-    ),  # fmt: skip
+    "aligned_resample+real_blur": (RESAMPLED + REAL_BLUR, SEEN),
+    "aligned_resample+aug+real_blur": (RESAMPLED + SAFE_AUG + REAL_BLUR, SEEN),
+    "aligned_resample+mosaics": (RESAMPLED + ["--data.init_args.real_mosaics", "0.5"], SEEN),
+    "npr+aligned_resample": (NPR_INPUT + RESAMPLED, SEEN),
+    "npr+aligned_ae": (NPR_INPUT + AE_RECON, AE_SEEN),
 }
 
 

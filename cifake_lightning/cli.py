@@ -368,13 +368,13 @@ def main(argv: list[str] | None = None) -> None:
         if argv and argv[0] in PROJECT_COMMANDS:
             PROJECT_COMMANDS[argv[0]](argv[1:])
             return
-        if argv[:1] == ["predict"] and not any(a.startswith(("--data", "-c", "--config")) for a in argv):
-            from .commands.predict_files import has_inputs
+        from .commands.predict_files import wanted
+
+        if wanted(argv):  # files, folders or globs: no data module, no trainer (as console.main)
             from .commands.predict_files import main as predict_files
 
-            if has_inputs(argv[1:]):  # files, folders or globs: no data module, no trainer
-                predict_files(argv[1:])
-                return
+            predict_files(argv[1:])
+            return
         argv = rewrite_argv(argv)
         _quiet_lightning()
         if from_sys:  # let LightningCLI read sys.argv itself (it warns when given both)

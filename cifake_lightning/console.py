@@ -37,10 +37,10 @@ def main() -> None:
     light = None
     if args[:1] == ["models"]:  # answered from the static name index, without torch or Lightning
         from .commands.models_cmd import main as light
-    elif args[:1] == ["predict"] and not any(a.startswith(("--data", "-c", "--config")) for a in args):
-        from .commands.predict_files import has_inputs
+    elif args[:1] == ["predict"]:
+        from .commands.predict_files import wanted
 
-        if has_inputs(args[1:]):  # files, folders, globs: a plain nn.Module, no Lightning
+        if wanted(args):  # files, folders, globs: a plain nn.Module, no Lightning
             from .commands.predict_files import main as light
     if light is not None:
         from .errors import CifakeError

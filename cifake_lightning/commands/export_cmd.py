@@ -24,25 +24,27 @@ TOLERANCE = 1e-4
 
 
 def build_wrapper(model):
-    """nn.Module: images in [0, 1] -> (logit, calibrated p_fake, is_fake) with the model's calibration."""
+    """nn.Module: images in [0, 1] -> (logit, calibrated p_fake, is_fake) with the model's calibration.
+
+    The network is models.plain.Detector (the classifier's forward without the LightningModule, whose
+    attributes tracing would read)."""
     import torch
     from torch import nn
+
+    from ..models.plain import Detector
 
     cal = model.calibration
 
     class Exported(nn.Module):
-        # the classifier's own forward, without the LightningModule (tracing reads every attribute)
         def __init__(self) -> None:
             super().__init__()
-            self.preprocess = model.preprocess if model.preprocess is not None else nn.Identity()
-            self.normalize = model.normalize
-            self.backbone = model.backbone
+            self.detector = Detector.of(model)
             self.register_buffer("scale", torch.tensor(float(cal.scale)))
             self.register_buffer("bias", torch.tensor(float(cal.bias)))
             self.register_buffer("threshold_logit", torch.tensor(float(cal.threshold_logit)))
 
         def forward(self, image: torch.Tensor):
-            logit = self.backbone(self.normalize(self.preprocess(image))).float().reshape(-1)
+            logit = self.detector(image).float()
             p_fake = torch.sigmoid(logit * self.scale + self.bias)
             return logit, p_fake, logit >= self.threshold_logit
 

@@ -30,6 +30,13 @@ from pathlib import Path
 WARN_FACTOR = 2.0
 
 
+def wanted(argv: list[str]) -> bool:
+    """True when a `cifake ...` command line is a predict on files/folders/globs (no data module)."""
+    if argv[:1] != ["predict"] or any(a.startswith(("--data", "-c", "--config")) for a in argv):
+        return False
+    return has_inputs(argv[1:])
+
+
 def has_inputs(args: list[str]) -> bool:
     """True when `cifake predict ...` names files/folders/globs as positional arguments (not options or
     their values), i.e. when this command, not LightningCLI's predict, should run."""
@@ -69,17 +76,18 @@ def _decode(path: Path, size: int, resize: str):
     """(uint8 HxWx3 array or None, (width, height) or None, error, warning)."""
     from PIL import Image
 
-    from ..data.image_io import ImageDecodeError, load_image
+    from ..data.image_io import ImageDecodeError, decode_image_bytes
 
+    try:  # the file is read once: decoded, and its header asked for the original size
+        data = path.read_bytes()
+    except OSError as e:
+        return None, None, f"cannot read file ({e.strerror or e})", ""
     try:
-        arr = load_image(path, size=size, resize=resize)
+        arr = decode_image_bytes(data, path, size=size, resize=resize)
     except ImageDecodeError as e:
         return None, None, str(e).split(": ", 1)[-1], ""
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-    except Exception:  # decoded above, so this is not expected; size unknown
-        return arr, None, "", ""
+    with Image.open(io.BytesIO(data)) as img:  # decoded above, so the header is readable
+        w, h = img.size
     warn = []
     factor = min(w, h) / size
     if factor > WARN_FACTOR:

@@ -151,6 +151,29 @@ def _key(train: DecodedSplit, chosen: torch.Tensor, cfg: AlignedFakes) -> str:
     return h.hexdigest()
 
 
+def _cached_images(path: Path | None, shape: tuple, make, what: str) -> torch.Tensor:
+    """uint8 images of `shape` from the cache file `path` when it holds them, else `make()` (then cached).
+    A damaged or mismatched cache is rebuilt; a cache that cannot be written only costs a rebuild later."""
+    if path is not None and path.is_file():
+        try:
+            images = torch.load(path, map_location="cpu", weights_only=True)
+            if tuple(images.shape) == tuple(shape) and images.dtype == torch.uint8:
+                return images
+        except Exception as e:  # a damaged cache is rebuilt
+            log.warning("%s cache %s unreadable (%s): rebuilding", what, path, e)
+    images = make()
+    if path is not None:
+        try:
+            from ..utils import write_atomic
+
+            buf = io.BytesIO()
+            torch.save(images, buf)
+            write_atomic(path, buf.getvalue())
+        except OSError as e:
+            log.warning("could not cache %s at %s (%s); they will be made again", what, path, e)
+    return images
+
+
 def add_aligned_fakes(train: DecodedSplit, cfg: AlignedFakes, cache_dir: Path | None) -> DecodedSplit:
     """The training split with one aligned fake appended per chosen real (cached by content + options)."""
     real = torch.nonzero(train.labels == 0, as_tuple=False).flatten()
@@ -161,27 +184,12 @@ def add_aligned_fakes(train: DecodedSplit, cfg: AlignedFakes, cache_dir: Path | 
     chosen = real[torch.randperm(len(real), generator=g)[:n]].sort().values
     key = _key(train, chosen, cfg)
     path = Path(cache_dir) / f"aligned-{cfg.kind}-{key}.pt" if cache_dir is not None else None
-    fakes = None
-    if path is not None and path.is_file():
-        try:
-            fakes = torch.load(path, map_location="cpu", weights_only=True)
-            if fakes.shape != train.images[chosen].shape or fakes.dtype != torch.uint8:
-                fakes = None
-        except Exception as e:  # a damaged cache is rebuilt
-            log.warning("aligned fakes cache %s unreadable (%s): rebuilding", path, e)
-            fakes = None
-    if fakes is None:
-        log.info("aligned fakes: making %d %s fakes from training reals", n, cfg.kind)
-        fakes = make_fakes(train.images[chosen], cfg)
-        if path is not None:
-            try:
-                from ..utils import write_atomic
 
-                buf = io.BytesIO()
-                torch.save(fakes, buf)
-                write_atomic(path, buf.getvalue())
-            except OSError as e:
-                log.warning("could not cache aligned fakes at %s (%s); they will be made again", path, e)
+    def make() -> torch.Tensor:
+        log.info("aligned fakes: making %d %s fakes from training reals", n, cfg.kind)
+        return make_fakes(train.images[chosen], cfg)
+
+    fakes = _cached_images(path, (n, *train.images.shape[1:]), make, "aligned fakes")
     return append_fakes(train, fakes, cfg.source_name, chosen)
 
 
@@ -252,13 +260,8 @@ def add_real_mosaics(
     for i in pick.flatten().tolist():
         h.update(train.hashes[i].encode())
     path = Path(cache_dir) / f"mosaics-{h.hexdigest()}.pt" if cache_dir is not None else None
-    images = None
-    if path is not None and path.is_file():
-        try:
-            images = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            images = None
-    if images is None or len(images) != n:
+
+    def make() -> torch.Tensor:
         parts = []
         for k in range(0, n, 2048):
             q = train.images[pick[k : k + 2048]].float()  # (b, 4, 3, H, W)
@@ -266,17 +269,9 @@ def add_real_mosaics(
             bottom = torch.cat([q[:, 2], q[:, 3]], -1)
             parts.append(_to_uint8(F.avg_pool2d(torch.cat([top, bottom], -2), 2) / 255))
         images = torch.cat(parts)
-        if jpeg_quality is not None:
-            images = jpeg_roundtrip(images, jpeg_quality)
-        if path is not None:
-            try:
-                from ..utils import write_atomic
+        return jpeg_roundtrip(images, jpeg_quality) if jpeg_quality is not None else images
 
-                buf = io.BytesIO()
-                torch.save(images, buf)
-                write_atomic(path, buf.getvalue())
-            except OSError as e:
-                log.warning("could not cache real mosaics at %s (%s)", path, e)
+    images = _cached_images(path, (n, *train.images.shape[1:]), make, "real mosaics")
     files = [f"aligned/real_mosaic/{i}" for i in range(n)]
     return append_fakes(
         train, images, "aligned/real_mosaic", files=files, hashes=[f"mosaic:{i}" for i in range(n)], label=0

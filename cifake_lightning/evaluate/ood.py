@@ -296,10 +296,10 @@ def unseen_summary(
     unseen = [s for s in fakes if source_names[s] not in seen]
     if not unseen:
         return None
-    if ood_real is None:
-        ood = [s for s in reals if reference_real is None or source_names[s] != reference_real]
-        if reference_real is None:
-            ood = []  # without a reference every real is "test real"; none is declared out of distribution
+    if (
+        ood_real is None
+    ):  # without a reference every real is "test real"; none is declared out of distribution
+        ood = [s for s in reals if source_names[s] != reference_real] if reference_real is not None else []
     else:
         ood = [source_names.index(n) for n in ood_real]
     if reference_real is not None:

@@ -174,7 +174,9 @@ class ImageClassifier(LightningModule):
     def validation_step(self, batch, batch_idx):
         logits = self._eval_step(batch, "val")
         if not self.trainer.sanity_checking:
-            self._val_parts.append((logits.detach().float().cpu(), batch["label"].detach().long().cpu()))
+            self._val_parts.append(
+                (logits.detach().float(), batch["label"].detach().long())
+            )  # stays on device
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Metrics as in validation; returns {"index", "logit"} per image for the predictions table."""
@@ -203,8 +205,8 @@ class ImageClassifier(LightningModule):
         self._store_confusion("val")
         if self.trainer.sanity_checking or not self._val_parts:
             return
-        logit = torch.cat([p[0] for p in self._val_parts])
-        label = torch.cat([p[1] for p in self._val_parts])
+        logit = torch.cat([p[0] for p in self._val_parts]).cpu()  # one device-to-host copy per epoch
+        label = torch.cat([p[1] for p in self._val_parts]).cpu()
         self._val_parts = []
         if self.trainer.world_size > 1:
             from ..evaluate.table import gather_uneven

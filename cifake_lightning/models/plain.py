@@ -21,12 +21,19 @@ from .normalize import Normalize
 class Detector(nn.Module):
     """preprocess -> normalise -> backbone -> (B,) logits; what ImageClassifier.forward computes."""
 
-    def __init__(self, backbone: nn.Module, normalize: str, preprocess: nn.Module | None) -> None:
+    def __init__(self, backbone: nn.Module, normalize: str | nn.Module, preprocess: nn.Module | None) -> None:
         super().__init__()
         self.preprocess = preprocess
-        self.normalize = Normalize(normalize)
+        self.normalize = Normalize(normalize) if isinstance(normalize, str) else normalize
         self.backbone = backbone
         self.calibration: Calibration = IDENTITY
+
+    @classmethod
+    def of(cls, classifier) -> Detector:
+        """The network of an ImageClassifier (shared modules, its calibration), without the LightningModule."""
+        det = cls(classifier.backbone, classifier.normalize, classifier.preprocess)
+        det.calibration = classifier.calibration
+        return det
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.preprocess is not None:
