@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -103,8 +105,18 @@ def best_checkpoint(run: Path) -> Path:
     return (sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"])[-1]
 
 
-def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) -> dict:
-    """`cifake fit` then `cifake test` on the best checkpoint; returns test metrics and wall time."""
+def fit_run(config: str, name: str, overrides: list[str], workdir: Path, reuse: bool = True) -> dict:
+    """`cifake fit`; returns the run folder, its best checkpoint, wall time and epochs trained. With
+    `reuse`, a finished run of that name in `workdir` (one with run_info_fit.json) is not trained again, so
+    an interrupted benchmark resumes (its fit_s is then the recorded one)."""
+    runs = workdir / "runs" / name
+    if reuse and runs.is_dir():
+        done = [v for v in runs.glob("version_*") if (v / "run_info_fit.json").is_file()]
+        if done:
+            run = latest_version(runs)
+            info = json.loads((run / "run_info_fit.json").read_text())
+            fit_s = float(info.get("fit_seconds") or math.nan)
+            return {"run": run, "best": best_checkpoint(run), "fit_s": fit_s, "epochs": _epochs(run)}
     t0 = time.perf_counter()
     cifake(
         "fit",
@@ -121,7 +133,13 @@ def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) ->
     )
     fit_s = time.perf_counter() - t0
     run = latest_version(workdir / "runs" / name)
-    best = best_checkpoint(run)
+    return {"run": run, "best": best_checkpoint(run), "fit_s": fit_s, "epochs": _epochs(run)}
+
+
+def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) -> dict:
+    """`cifake fit` then `cifake test` on the best checkpoint; returns test metrics and wall time."""
+    f = fit_run(config, name, overrides, workdir)
+    best = f["best"]
     cifake(
         "test",
         "--config",
@@ -137,13 +155,80 @@ def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) ->
     )
     res = latest_results(workdir / "results", best)
     metrics = json.loads((res / "metrics.json").read_text())["metrics"]
-    epochs = _epochs(run)
     return {
         **{k.removeprefix("test/"): v for k, v in metrics.items()},
-        "fit_s": fit_s,
-        "epochs": epochs,
+        "fit_s": f["fit_s"],
+        "epochs": f["epochs"],
         "best_ckpt": best.name,
     }
+
+
+def test_ood(
+    ckpt: Path,
+    name: str,
+    ood_config: str,
+    root: str,
+    workdir: Path,
+    *,
+    seen: list[str] | None = None,
+    cache_dir: str | None = None,
+    reference_real: str = "test/REAL",
+    reference_fake: str = "test/FAKE",
+) -> Path:
+    """`cifake test` of a checkpoint on an OOD data config; returns the results folder (report.json)."""
+    extra = ["--data.init_args.cache_dir", cache_dir] if cache_dir else []
+    r = cifake(
+        "test", "--ckpt", str(Path(ckpt).resolve()), "--name", name, "--data", str(Path(ood_config).resolve()), "--data.init_args.root", root,
+        "--data.init_args.progress", "false", "--trainer.enable_progress_bar", "false",
+        "--report.reference_real", reference_real, "--report.reference_fake", reference_fake,
+        "--report.seen", json.dumps(seen if seen is not None else [reference_fake]), *extra, cwd=workdir,
+    )  # fmt: skip
+    out = next(line.split(" written to ", 1)[1].strip().rstrip("/") for line in r.stderr.splitlines()
+               if "test results written to" in line)  # fmt: skip
+    return Path(out) if Path(out).is_absolute() else workdir / out
+
+
+def ood_row(folder: Path, reference_real: str = "test/REAL", reference_fake: str = "test/FAKE") -> dict:
+    """One flat row of a test report: in-distribution accuracies (raw 0.5 and validation threshold),
+    false-positive rate of every real source at the validation threshold, AUROC of every fake source
+    against the reference reals (seen ones too, keyed the same) and mean/worst over the unseen ones."""
+    rep = json.loads((Path(folder) / "report.json").read_text())
+    src = {r["source"]: r for r in rep["sources"]}
+    ind = [src[reference_real], src[reference_fake]]
+    n = sum(r["n"] for r in ind)
+    unseen = rep.get("unseen") or {"rows": [], "mean": {}, "worst": {}, "real_fpr": [], "unseen": []}
+    row = {
+        "folder": str(folder),
+        "threshold": rep["threshold"]["validation"],
+        "in_acc@thr": sum(r["acc@thr"] * r["n"] for r in ind) / n,
+        "in_acc@0.5": sum(r["accuracy"] * r["n"] for r in ind) / n,
+        "real_acc@thr": src[reference_real]["acc@thr"],
+        "fake_acc@thr": src[reference_fake]["acc@thr"],
+        "unseen": unseen["unseen"],
+        "seen": unseen.get("seen", []),
+        "mean_auroc": unseen["mean"].get("auroc_vs_test_real", math.nan),
+        "worst_auroc": unseen["worst"].get("auroc_vs_test_real", math.nan),
+        "mean_auroc_vs_photos": unseen["mean"].get("auroc_vs_ood_real", math.nan),
+    }
+    for f in unseen["real_fpr"]:
+        row[f"fpr@thr:{f['source']}"] = f["fpr@thr"]
+    for u in unseen["rows"]:
+        row[f"auroc:{u['source']}"] = u["auroc_vs_test_real"]
+        row[f"detected@thr:{u['source']}"] = u["detected@thr"]
+    for name, r in src.items():  # seen fake sources: their numbers too (marked by row["seen"])
+        if name not in (reference_real, "all") and r.get("label") == "fake":
+            row.setdefault(f"auroc:{name}", r["auroc"])
+            row.setdefault(f"detected@thr:{name}", r["acc@thr"])
+    return row
+
+
+def mean_sd(vals: list[float], digits: int = 3) -> str:
+    """'mean ± sd' over seeds (sd 0 for one value); 'n/a' when there is nothing."""
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    if not vals:
+        return "n/a"
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f}"
 
 
 def _epochs(run: Path) -> int:

@@ -2,24 +2,25 @@
 
 For every family: `cifake fit` with its config (overrides: data root, epoch cap), then `cifake test` of the
 best checkpoint on an OOD data config whose sources include the in-distribution test folders, so one
-report gives both: in-distribution accuracy/F1/AUROC (test/REAL + test/FAKE) and per-source results for
-unseen generators and unseen real photos. Appends the table to benchmarks/results/model_zoo.md.
+report gives both: in-distribution accuracy (test/REAL + test/FAKE; at 0.5, and real/fake accuracy at
+the validation threshold), false-positive rate of every real source at that threshold, AUROC of every
+fake source against the test reals, and mean/worst over the unseen ones. Appends the table to
+benchmarks/results/model_zoo.md.
 
     python -m benchmarks.model_zoo --root data/genset-v1 --ood configs/data/ood_genset.yaml
+    python -m benchmarks.model_zoo --root data/genset-v2 --ood configs/data/ood_genset_v2.yaml \\
+        --train-size 10000 --cap-scale 0.5
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from cifake_lightning.evaluate.table import latest_results
-
-from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
+from ._common import best_checkpoint, cifake, latest_version, markdown_table, ood_row, record, test_ood
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,19 +50,15 @@ FAMILIES = {
 }
 
 
-def _f1(rows: list[dict]) -> float:
-    tp = sum(1 for r in rows if r["label"] == "fake" and float(r["p_fake"]) >= 0.5)
-    fp = sum(1 for r in rows if r["label"] == "real" and float(r["p_fake"]) >= 0.5)
-    fn = sum(1 for r in rows if r["label"] == "fake" and float(r["p_fake"]) < 0.5)
-    return 2 * tp / max(1, 2 * tp + fp + fn)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", required=True)
     ap.add_argument("--ood", default=str(REPO / "configs" / "data" / "ood_genset.yaml"))
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
     ap.add_argument("--val-size", default="2000")
+    ap.add_argument("--train-size", default=None, help="train on a stratified subset of this many images")
+    ap.add_argument("--cap-scale", type=float, default=1.0, help="multiply the CPU epoch caps (e.g. 0.5)")
+    ap.add_argument("--max-epochs", type=int, default=None, help="cap every family at this many epochs")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--reference-real", default="test/REAL")
     ap.add_argument("--reference-fake", default="test/FAKE")
@@ -75,13 +72,19 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="zoo-"))
     work.mkdir(parents=True, exist_ok=True)
     root = str(Path(args.root).resolve())
-    rows = []
+    rows, caps = [], {}
     for fam in args.families:
         config, extra, cap = FAMILIES[fam]
         over = [f"--data.root={root}", f"--data.val_size={args.val_size}", *extra, *args.extra]
+        if args.train_size:
+            over.append(f"--data.init_args.train_size={args.train_size}")
         if args.cache_dir:
             over.append(f"--data.cache_dir={args.cache_dir}")
-        if cap and not args.no_cap:
+        cap = None if (args.no_cap or not cap) else max(1, round(cap * args.cap_scale))
+        if args.max_epochs:
+            cap = min(cap or args.max_epochs, args.max_epochs)
+        caps[fam] = cap
+        if cap:
             over.append(f"--trainer.max_epochs={cap}")
             if "scheduler" in (REPO / "configs" / config).read_text():
                 over.append(f"--model.init_args.scheduler.init_args.T_max={cap}")
@@ -102,54 +105,39 @@ def main() -> None:
         run = latest_version(work / "runs" / fam)
         ckpt = best_checkpoint(run)
         info = json.loads((run / "run_info_fit.json").read_text())
-        test_over = [f"--data.root={root}"] + (
-            [f"--data.cache_dir={args.cache_dir}"] if args.cache_dir else []
-        )
-        cifake(
-            "test",
-            "--ckpt",
-            str(ckpt),
-            "--data",
-            args.ood,
-            *test_over,
-            "--name",
-            f"{fam}-ood",
-            f"--report.reference_real={args.reference_real}",
-            f"--report.reference_fake={args.reference_fake}",
-            "--trainer.enable_progress_bar=false",
-            "--tracking.wandb=false",
-            cwd=work,
-        )
-        res = latest_results(work / "results", ckpt)
-        report = {r["source"]: r for r in json.loads((res / "report.json").read_text())["sources"]}
-        with open(res / "predictions.csv") as f:
-            preds = [
-                r for r in csv.DictReader(f) if r["source"] in (args.reference_real, args.reference_fake)
-            ]
-        acc_in = sum((float(r["p_fake"]) >= 0.5) == (r["label"] == "fake") for r in preds) / len(preds)
+        row = ood_row(
+            test_ood(ckpt, f"{fam}-ood", args.ood, root, work, cache_dir=args.cache_dir,
+                     reference_real=args.reference_real, reference_fake=args.reference_fake),
+            args.reference_real, args.reference_fake,
+        )  # fmt: skip
         row = {
             "model": fam,
             "params": info.get("params"),
             "epochs": info.get("epochs_completed"),
             "fit min": fit_s / 60,
-            "test acc": acc_in,
-            "test F1": _f1(preds),
-            "test AUROC": report[args.reference_fake]["auroc"],
-        }
-        for src, r in report.items():
-            if src in (args.reference_real, args.reference_fake, "all"):
-                continue
-            row[f"{src} acc"] = r["accuracy"]
-            row[f"{src} AUROC"] = r["auroc"]
+            "in-dist acc @0.5": row["in_acc@0.5"],
+            "real acc @thr": row["real_acc@thr"],
+            "fake acc @thr": row["fake_acc@thr"],
+            **{f"FPR {k.split(':', 1)[1]} @thr": v for k, v in row.items()
+               if k.startswith("fpr@thr:") and k != f"fpr@thr:{args.reference_real}"},
+            **{f"AUROC {k.split(':', 1)[1]}": v for k, v in row.items() if k.startswith("auroc:")},
+            "unseen mean AUROC": row["mean_auroc"],
+            "unseen worst AUROC": row["worst_auroc"],
+        }  # fmt: skip
         rows.append(row)
         print(row, flush=True)
     record(
         "model_zoo",
         f"model families, data: {args.data_label or root}",
         markdown_table(rows),
-        notes=f"best-val-loss checkpoint; OOD AUROC of a fake source vs {args.reference_real}, of a real source vs "
-        f"{args.reference_fake}; epoch caps on CPU: "
-        + ", ".join(f"{k} {v[2]}" for k, v in FAMILIES.items() if v[2] and k in args.families)
+        notes=f"best-val-loss checkpoint; AUROC of a fake source vs {args.reference_real}; FPR of real sources and "
+        f"real/fake accuracy at the validation threshold (rule fpr:0.01); train subset {args.train_size or 'all'}; "
+        "epoch caps on CPU: "
+        + ", ".join(
+            f"{k} {max(1, round(v[2] * args.cap_scale))}"
+            for k, v in FAMILIES.items()
+            if v[2] and k in args.families
+        )
         + ("" if not args.no_cap else " (ignored)")
         + f"; work dir {work}",
     )

@@ -36,6 +36,26 @@ def test_val_size_too_large(cifake_root):
         _dm(cifake_root, val_size=600).setup()
 
 
+def test_train_size_subset_is_stratified_seeded_and_leaves_val_and_test_whole(cifake_root):
+    from cifake_lightning.errors import ConfigError
+
+    full, a, b, c = _dm(cifake_root), _dm(cifake_root, train_size=100), _dm(cifake_root, train_size=100), _dm(
+        cifake_root, train_size=0.5, seed=1
+    )
+    for d in (full, a, b, c):
+        d.setup()
+    tr = a.decoded("train")
+    assert len(tr) == 100 and int(tr.labels.sum()) == 50  # stratified: half fake
+    assert tr.files == b.decoded("train").files  # same seed, same subset
+    assert set(tr.files) <= set(full.decoded("train").files)
+    assert a.decoded("val").files == full.decoded("val").files and len(a.decoded("test")) == 100
+    assert len(c.decoded("train")) == 290
+    with pytest.raises(ConfigError, match="data.train_size"):
+        _dm(cifake_root, train_size=1000).setup()
+    with pytest.raises(ConfigError, match="data.train_size"):
+        _dm(cifake_root, train_size=1.5)
+
+
 def test_batches_are_uint8_then_float_after_transfer(cifake_root):
     d = _dm(cifake_root)
     d.setup()

@@ -39,6 +39,10 @@ class CIFAKEDataModule(CachedImageDataModule):
             what `cifake loso` uses to leave one source out.
         real_mosaics: add this many (as a share of the training reals) extra real images made of 2x2
             mosaics of training reals reduced by 2 (data/aligned.add_real_mosaics); 0 = off.
+        train_size: train on a stratified, seeded subset of this many images (an int) or this share
+            (a float in (0, 1]) of what is left after carving validation; None = all. For quick runs on a
+            laptop or CPU (the benchmarks' genset-v2 subsets); validation and test stay whole. Extra
+            and aligned fakes are added after the subset is drawn (aligned fakes from its reals only).
         **kwargs: see CachedImageDataModule (batch sizes, augmentation, cache, bad-file policy).
     """
 
@@ -52,9 +56,17 @@ class CIFAKEDataModule(CachedImageDataModule):
         aligned_fakes: AlignedFakes | None = None,
         extra_fakes: list[str] | None = None,
         real_mosaics: float = 0.0,
+        train_size: int | float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if train_size is not None:
+            bad_float = isinstance(train_size, float) and not 0.0 < train_size <= 1.0
+            if bad_float or (isinstance(train_size, int) and train_size < 2):
+                raise ConfigError(
+                    "data.train_size", f"must be an int >= 2 or a fraction in (0, 1], got {train_size}"
+                )
+        self.train_size = train_size
         self.real_mosaics = real_mosaics
         self.aligned_fakes = aligned_fakes
         self.extra_fakes = list(extra_fakes or [])
@@ -114,9 +126,24 @@ class CIFAKEDataModule(CachedImageDataModule):
             out["train"], out["val"] = train.subset(tr), train.subset(va)
         else:
             out["train"] = train
+        if self.train_size is not None and self._stage not in ("test", "predict", "validate"):
+            out["train"] = self._subset(out["train"])
         if self._stage not in ("test", "predict", "validate"):
             out["train"] = self._more_fakes(out["train"])
         return out
+
+    def _subset(self, train: DecodedSplit) -> DecodedSplit:
+        n = len(train)
+        k = self.train_size if isinstance(self.train_size, int) else round(self.train_size * n)
+        if k > n:
+            raise ConfigError(
+                "data.train_size", f"{self.train_size} is more than the {n} training images left after validation"
+            )
+        if k == n:
+            return train
+        # a seed apart from the validation split's, so the subset is not correlated with what was carved
+        _, keep = stratified_split(train.labels, k, self.seed + 7919)
+        return train.subset(keep.sort().values)
 
     def _extra_sources(self) -> list[tuple[str, Path]]:
         out = []
