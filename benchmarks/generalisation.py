@@ -43,6 +43,7 @@ SAFE_AUG = [
     "--data.init_args.augment.patch_mask", "0.3",
 ]  # fmt: skip
 REAL_BLUR = ["--data.init_args.augment.real_blur", "0.5"]
+REAL_COMPACT = ["--model.init_args.real_compact", "0.1"]
 SEEN = ["test/FAKE"]
 
 #: name -> (overrides, fake sources of a seen kind)
@@ -67,6 +68,9 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "aligned_resample+real_blur": (RESAMPLED + REAL_BLUR, SEEN),
     "aligned_resample+aug+real_blur": (RESAMPLED + SAFE_AUG + REAL_BLUR, SEEN),
     "aligned_resample+mosaics": (RESAMPLED + ["--data.init_args.real_mosaics", "0.5"], SEEN),
+    "real_compact": (REAL_COMPACT, SEEN),
+    "aligned_resample+aug+real_compact": (RESAMPLED + SAFE_AUG + REAL_COMPACT, SEEN),
+    "aligned_resample+aug+mosaics": (RESAMPLED + SAFE_AUG + ["--data.init_args.real_mosaics", "0.5"], SEEN),
     "npr+aligned_resample": (NPR_INPUT + RESAMPLED, SEEN),
     "npr+aligned_ae": (NPR_INPUT + AE_RECON, AE_SEEN),
 }
@@ -84,6 +88,7 @@ def run_one(variant: str, seed: int, args, work: Path) -> dict:
         "--data.init_args.val_size", str(args.val_size), "--seed_everything", str(seed),
         "--trainer.max_epochs", str(args.max_epochs), "--trainer.enable_model_summary", "false",
         "--trainer.precision", "32-true",
+        *(["--data.init_args.train_size", str(args.train_size)] if args.train_size else []),
         *common, *overrides, cwd=work,
     )  # fmt: skip
     return test_one(variant, seed, args, work, time.perf_counter() - t0)
@@ -135,6 +140,9 @@ def summarise(variant: str, seed: int, folder: Path, fit_s: float) -> dict:
     for u in unseen["rows"]:
         row[f"auroc:{u['source']}"] = u["auroc_vs_test_real"]
         row[f"detected@thr:{u['source']}"] = u["detected@thr"]
+    for c in rep.get("real_bias_by_class") or []:  # test/REAL per CIFAR-10 class (ood config reads classes)
+        row[f"class_fpr@thr:{c['class']}"] = c.get("fpr@thr", math.nan)
+        row[f"class_mean_p:{c['class']}"] = c["mean_p_fake"]
     for name in ("ood/gan_upsample_conv", "ood/vae_samples", "ood/ae_f4_recon_test"):
         if name in src and f"auroc:{name}" not in row:  # a seen source: still show its numbers
             row[f"auroc:{name}"] = src[name]["auroc"]
@@ -189,7 +197,26 @@ def table(rows: list[dict]) -> str:
                 line["McNemar p (max over seeds)"] = f"{max(t['mcnemar_p'] for t in tests):.2g}"
         out.append(line)
     columns = list(dict.fromkeys(k for line in out for k in line))
-    return markdown_table(out, columns)
+    return markdown_table(out, columns) + class_table(by)
+
+
+def class_table(by: dict[str, list[dict]]) -> str:
+    """False-positive rate on test/REAL per CIFAR-10 class at the validation threshold (seed 002's bias
+    question), for the variants whose runs were tested with classes; mean ± sd over seeds."""
+    lines = []
+    for variant, rs in by.items():
+        rs = [r for r in rs if any(k.startswith("class_fpr@thr:") for k in r)]
+        if not rs:
+            continue
+        classes = [k.split(":", 1)[1] for k in rs[0] if k.startswith("class_fpr@thr:")]
+        line = {"variant": variant, "seeds": len(rs)}
+        for c in classes:
+            line[c] = _ms([r.get(f"class_fpr@thr:{c}", math.nan) for r in rs])
+        lines.append(line)
+    if not lines:
+        return ""
+    head = "\n\nFalse-positive rate on test/REAL per CIFAR-10 class at the validation threshold:\n\n"
+    return head + markdown_table(lines, list(dict.fromkeys(k for line in lines for k in line)))
 
 
 def main() -> None:
@@ -200,19 +227,28 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, choices=list(VARIANTS), help="variants to run")
     ap.add_argument("--max-epochs", type=int, default=3)
     ap.add_argument("--val-size", type=int, default=10000)
+    ap.add_argument("--train-size", type=int, default=None, help="train on a subset (screening runs)")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--work", default="/tmp/cifake-generalisation", help="runs, results and runs.jsonl")
     ap.add_argument("--no-record", action="store_true", help="do not append to benchmarks/results")
     ap.add_argument(
-        "--retest", action="store_true", help="re-test every recorded run (after a report change)"
+        "--retest",
+        nargs="*",
+        default=None,
+        metavar="VARIANT",
+        help="re-test the recorded runs of these variants (none named: every run), e.g. after a report change",
     )
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     log = work / "runs.jsonl"
     done = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
-    if args.retest:
-        done = [test_one(r["variant"], r["seed"], args, work, r["fit_s"]) for r in done]
+    if args.retest is not None:
+        again = set(args.retest or VARIANTS)
+        done = [
+            test_one(r["variant"], r["seed"], args, work, r["fit_s"]) if r["variant"] in again else r
+            for r in done
+        ]
         log.write_text("".join(json.dumps(r) + "\n" for r in done))
     have = {(r["variant"], r["seed"]) for r in done}
     for variant in args.only or list(VARIANTS):
@@ -227,7 +263,8 @@ def main() -> None:
     if not args.no_record:
         record(
             "generalisation",
-            f"Generalisation ideas on genset-v2, {args.max_epochs} epochs, config {Path(args.config).name}",
+            f"Generalisation ideas on genset-v2, {args.max_epochs} epochs, config {Path(args.config).name}"
+            + (f", train subset {args.train_size}" if args.train_size else ""),
             table(done),
             notes=(
                 f"every run in {log}; thresholds from validation ({args.val_size} images carved from train, "

@@ -218,3 +218,17 @@ def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path
     for f in ("report.md", "reliability.png", "predictions.csv", "metrics.json"):
         assert (out / f).is_file(), f
     assert len((out / "predictions.csv").read_text().splitlines()) == 14
+
+
+def test_image_folder_ood_reads_cifake_classes_when_asked(cifake_root, tmp_path):
+    from cifake_lightning.data.layout import cifake_content_class
+    from cifake_lightning.errors import ConfigError
+
+    kw = dict(root=str(cifake_root / "test"), sources={"REAL": "real"}, progress=False)
+    plain = _setup(ImageFolderOOD(cache_dir=str(tmp_path / "a"), **kw))
+    named = _setup(ImageFolderOOD(cache_dir=str(tmp_path / "a"), content_classes="cifake", **kw))
+    assert (plain.content_class == -1).all()  # same cache folder, but the class parser is part of its key
+    want = [cifake_content_class(Path(f).name) for f in named.files]
+    assert named.content_class.tolist() == want and len(set(want)) == 10
+    with pytest.raises(ConfigError, match="data.content_classes"):
+        ImageFolderOOD(content_classes="imagenet", **kw)

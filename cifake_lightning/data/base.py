@@ -124,7 +124,7 @@ class CachedImageDataModule(L.LightningDataModule):
                 size=self.image_size,
                 resize=self.resize,
                 on_bad_file=self.on_bad_file,
-                class_parser=type(self).class_parser,
+                class_parser=self.class_parser,
                 workers=self.decode_workers,
                 progress=self.progress,
             )

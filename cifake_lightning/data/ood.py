@@ -78,6 +78,9 @@ class ImageFolderOOD(FolderSourcesDataModule):
         default_label: label of discovered folders that `sources` does not list.
         limit_per_source: keep a seeded random sample of at most this many images per source.
         resize: how non-32x32 images are brought to 32x32 (see module docstring).
+        content_classes: "cifake" reads the CIFAR-10 class of files named as in CIFAKE ("123 (4).jpg"),
+            so reports give per-class false-positive rates on such sources (seed 002's bias question);
+            other names get no class. None (default): no classes.
     """
 
     def __init__(
@@ -87,9 +90,16 @@ class ImageFolderOOD(FolderSourcesDataModule):
         default_label: str | None = None,
         limit_per_source: int | None = None,
         resize: str = "area",
+        content_classes: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
+        if content_classes not in (None, "cifake"):
+            raise ConfigError("data.content_classes", f"expected cifake or null, got {content_classes!r}")
+        if content_classes == "cifake":
+            from .layout import cifake_content_class
+
+            self.class_parser = cifake_content_class
         if limit_per_source is not None and limit_per_source < 1:
             raise ConfigError("data.limit_per_source", f"must be >= 1, got {limit_per_source}")
         self.source_labels = dict(sources or {})

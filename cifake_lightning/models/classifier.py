@@ -43,6 +43,19 @@ def _metrics(prefix: str) -> MetricCollection:
     )
 
 
+def final_linear(backbone: nn.Module) -> nn.Linear:
+    """The backbone's last one-unit linear layer (its logit), whose input is the feature vector."""
+    heads = [m for m in backbone.modules() if isinstance(m, nn.Linear) and m.out_features == 1]
+    if not heads:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "model.real_compact",
+            f"{type(backbone).__name__} has no final nn.Linear(..., 1) to take features from",
+        )
+    return heads[-1]
+
+
 def _cli_instantiated() -> bool:
     """True while LightningCLI builds this module (it then saves the config dicts as hparams)."""
     try:
@@ -74,6 +87,13 @@ class ImageClassifier(LightningModule):
         threshold: the operating threshold, chosen on the same validation logits: fpr:<x> (at most a
             share x of validation reals called fake), youden, or a fixed P(fake) in (0, 1). Reports
             give accuracies at this threshold beside the fixed 0.5.
+        real_compact: weight of a loss that keeps the real class tight (0 = off). UnivFD (Ojha et al.,
+            CVPR 2023) found that a detector's "real" class becomes the sink for fakes it has never seen,
+            because only the fake side is modelled; in the spirit of Deep SVDD (Ruff et al., ICML 2018)
+            this adds, in training, ``real_compact * mean(1 - cos(f(x), c))`` over the reals of each
+            batch, where f(x) is the input of the backbone's final one-unit linear layer and c the
+            running (EMA 0.9) direction of the reals' features. Cosine keeps it scale-free (no collapse
+            by shrinking features); fakes are left free. Measured in benchmarks/results/generalisation.md.
     """
 
     def __init__(
@@ -88,9 +108,14 @@ class ImageClassifier(LightningModule):
         preprocess: nn.Module | None = None,
         calibration: str = "temperature",
         threshold: str | float = "fpr:0.01",
+        real_compact: float = 0.0,
     ) -> None:
         super().__init__()
+        from ..errors import ConfigError
         from ..evaluate.calibration import check_method, check_rule
+
+        if not real_compact >= 0:
+            raise ConfigError("model.real_compact", f"must be >= 0 (0 = off), got {real_compact}")
 
         self.calibration_method = check_method(calibration)
         self.threshold_rule = check_rule(threshold)
@@ -115,6 +140,15 @@ class ImageClassifier(LightningModule):
         self.val_scores: dict[str, torch.Tensor] | None = None  # last validation epoch's logits/labels
         self._val_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._calibration = None
+        self.real_compact = float(real_compact)
+        self._features: torch.Tensor | None = None
+        if self.real_compact > 0:
+            head = final_linear(self.backbone)
+            head.register_forward_pre_hook(self._keep_features)
+            self.register_buffer("real_centre", torch.zeros(head.in_features), persistent=False)
+
+    def _keep_features(self, module, args) -> None:
+        self._features = args[0] if self.training else None
 
     # ------------------------------------------------------------------ model
     def configure_model(self) -> None:
@@ -141,7 +175,23 @@ class ImageClassifier(LightningModule):
         x, y = batch["image"], batch["label"].float()
         mark_step(self.compile_backbone)
         logits = self(x).float()
-        return F.binary_cross_entropy_with_logits(logits, y), logits, y
+        loss = F.binary_cross_entropy_with_logits(logits, y)
+        if self.real_compact > 0 and self.training and self._features is not None:
+            loss = loss + self.real_compact * self._compactness(self._features.flatten(1).float(), y)
+        return loss, logits, y
+
+    def _compactness(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """mean(1 - cos(z_real, c)) with c the running direction of the reals' features (real_compact)."""
+        real = F.normalize(z[y == 0], dim=1)
+        if real.shape[0] == 0:
+            return z.sum() * 0.0
+        with torch.no_grad():
+            batch = real.mean(0)
+            c = batch if not bool(self.real_centre.any()) else 0.9 * self.real_centre + 0.1 * batch
+            self.real_centre.copy_(F.normalize(c, dim=0))
+        term = (1 - real @ self.real_centre).mean()
+        self.log("train/real_compact", term.detach(), on_step=False, on_epoch=True, batch_size=real.shape[0])
+        return term
 
     def training_step(self, batch, batch_idx):
         loss, logits, y = self._loss(batch)
