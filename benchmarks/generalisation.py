@@ -89,7 +89,7 @@ def run_one(variant: str, seed: int, args, work: Path) -> dict:
         "--trainer.max_epochs", str(args.max_epochs), "--trainer.enable_model_summary", "false",
         "--trainer.precision", "32-true",
         *(["--data.init_args.train_size", str(args.train_size)] if args.train_size else []),
-        *common, *overrides, cwd=work,
+        *args.extra, *common, *overrides, cwd=work,
     )  # fmt: skip
     return test_one(variant, seed, args, work, time.perf_counter() - t0)
 
@@ -228,6 +228,9 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=3)
     ap.add_argument("--val-size", type=int, default=10000)
     ap.add_argument("--train-size", type=int, default=None, help="train on a subset (screening runs)")
+    ap.add_argument(
+        "--extra", nargs="*", default=[], help="overrides for every fit, e.g. --extra=--trainer.callbacks=[]"
+    )
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--work", default="/tmp/cifake-generalisation", help="runs, results and runs.jsonl")
     ap.add_argument("--no-record", action="store_true", help="do not append to benchmarks/results")

@@ -132,13 +132,8 @@ def main() -> None:
         markdown_table(rows),
         notes=f"best-val-loss checkpoint; AUROC of a fake source vs {args.reference_real}; FPR of real sources and "
         f"real/fake accuracy at the validation threshold (rule fpr:0.01); train subset {args.train_size or 'all'}; "
-        "epoch caps on CPU: "
-        + ", ".join(
-            f"{k} {max(1, round(v[2] * args.cap_scale))}"
-            for k, v in FAMILIES.items()
-            if v[2] and k in args.families
-        )
-        + ("" if not args.no_cap else " (ignored)")
+        "epoch caps: "
+        + (", ".join(f"{k} {c}" for k, c in caps.items() if c) or "none")
         + f"; work dir {work}",
     )
 
