@@ -200,6 +200,9 @@ def ood_row(folder: Path, reference_real: str = "test/REAL", reference_fake: str
     row = {
         "folder": str(folder),
         "threshold": rep["threshold"]["validation"],
+        "threshold_rule": rep["threshold"].get(
+            "rule", ""
+        ),  # "0.5" when the checkpoint kept no validation scores
         "in_acc@thr": sum(r["acc@thr"] * r["n"] for r in ind) / n,
         "in_acc@0.5": sum(r["accuracy"] * r["n"] for r in ind) / n,
         "real_acc@thr": src[reference_real]["acc@thr"],

@@ -242,6 +242,7 @@ def main() -> None:
         help="re-test the recorded runs of these variants (none named: every run), e.g. after a report change",
     )
     args = ap.parse_args()
+    args.config = str(Path(args.config).resolve())  # the fits run in --work
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     log = work / "runs.jsonl"
