@@ -104,9 +104,8 @@ def main() -> None:
         markdown_table(rows, list(dict.fromkeys(k for r in rows for k in r))),
         notes=f"one GridClassifier run per seed ({args.seeds}), {args.epochs} epochs, batch {args.batch_size}, "
         f"Adam 2e-3, {args.precision}, train subset {args.train_size or 'all'}, val {args.val_size}; last epoch "
-        "(the grid's checkpoint); FPR at the threshold each checkpoint carries: GridClassifier's per-topology "
-        "checkpoints keep no validation scores, so `cifake test` uses 0.5 for them (the column says which); work dir "
-        + str(work),
+        "(the grid's checkpoint); FPR at the threshold each checkpoint carries (the column says which: grid "
+        "checkpoints made before they kept validation scores are tested at 0.5); work dir " + str(work),
     )
 
 

@@ -39,8 +39,11 @@ def test_val_size_too_large(cifake_root):
 def test_train_size_subset_is_stratified_seeded_and_leaves_val_and_test_whole(cifake_root):
     from cifake_lightning.errors import ConfigError
 
-    full, a, b, c = _dm(cifake_root), _dm(cifake_root, train_size=100), _dm(cifake_root, train_size=100), _dm(
-        cifake_root, train_size=0.5, seed=1
+    full, a, b, c = (
+        _dm(cifake_root),
+        _dm(cifake_root, train_size=100),
+        _dm(cifake_root, train_size=100),
+        _dm(cifake_root, train_size=0.5, seed=1),
     )
     for d in (full, a, b, c):
         d.setup()

@@ -65,3 +65,16 @@ def test_grid_export_writes_single_run_folders(cifake_root, tmp_path):
         model = load_classifier(run / "checkpoints" / "last.ckpt")
         x = torch.rand(4, 3, 32, 32)
         assert torch.allclose(model(x), grid(x)[name], atol=1e-5)
+        # each exported checkpoint carries its own topology's last validation logits, so `cifake test`
+        # calibrates it and uses the validation-chosen threshold as for a separate run
+        ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+        scores = ckpt["cifake_val_scores"]
+        dm = _dm(cifake_root)
+        dm.setup("validate")
+        n_val = len(dm.decoded("val"))
+        assert scores["logit"].shape == (n_val,) and torch.equal(
+            scores["label"].sort().values, dm.decoded("val").labels.sort().values
+        )
+        assert torch.equal(scores["logit"], grid.val_scores[name]["logit"])
+        assert model.calibration.rule == "fpr:0.01" and model.calibration.n_real > 0
+    assert not torch.equal(grid.val_scores[TOPS[0]]["logit"], grid.val_scores[TOPS[1]]["logit"])

@@ -62,13 +62,13 @@ class GridExport(L.Callback):
                 out / "run_info_fit.json",
                 {**info, "params": params, "grid": grid_name, "fit_seconds_shared_by": n_models},
             )
-            self._checkpoint(trainer, pl_module, backbone, single, out / "checkpoints" / "last.ckpt")
+            self._checkpoint(trainer, pl_module, backbone, single, out / "checkpoints" / "last.ckpt", name)
             self.exported[name] = out
             if self.wandb:
                 self._wandb_run(grid_name, name, single, own, params)
 
     @staticmethod
-    def _checkpoint(trainer, pl_module, backbone, single_config: dict, path: Path) -> None:
+    def _checkpoint(trainer, pl_module, backbone, single_config: dict, path: Path, name: str = "") -> None:
         import lightning
 
         model = single_config["model"]
@@ -85,6 +85,9 @@ class GridExport(L.Callback):
             "global_step": trainer.global_step,
             "pytorch-lightning_version": lightning.__version__,
         }
+        scores = getattr(pl_module, "val_scores", {}).get(name)  # validation logits: calibration + threshold
+        if scores is not None:
+            ckpt["cifake_val_scores"] = {k: v.clone() for k, v in scores.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(ckpt, tmp)

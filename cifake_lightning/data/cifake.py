@@ -137,7 +137,8 @@ class CIFAKEDataModule(CachedImageDataModule):
         k = self.train_size if isinstance(self.train_size, int) else round(self.train_size * n)
         if k > n:
             raise ConfigError(
-                "data.train_size", f"{self.train_size} is more than the {n} training images left after validation"
+                "data.train_size",
+                f"{self.train_size} is more than the {n} training images left after validation",
             )
         if k == n:
             return train

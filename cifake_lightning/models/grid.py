@@ -69,6 +69,8 @@ class GridClassifier(L.LightningModule):
         self.channels_last, self.compile_mode = channels_last, check_compile_mode(compile)
         self.val_metrics = nn.ModuleDict({self._key(n): _metrics("val/") for n in self.topologies})
         self.test_metrics = nn.ModuleDict({self._key(n): _metrics("test/") for n in self.topologies})
+        self._val_parts: dict[str, list[torch.Tensor]] = {}
+        self.val_scores: dict[str, dict[str, torch.Tensor]] = {}  # topology -> last validation logits/labels
 
     @staticmethod
     def _key(name: str) -> str:
@@ -111,6 +113,10 @@ class GridClassifier(L.LightningModule):
             )
             m: MetricCollection = metrics[self._key(name)]
             m.update(probs, y.long())
+            if split == "val" and not self.trainer.sanity_checking:
+                self._val_parts.setdefault(name, []).append(o.detach().float())
+        if split == "val" and not self.trainer.sanity_checking:
+            self._val_parts.setdefault("_label", []).append(y.detach().long())
 
     def _log_epoch(self, split: str) -> None:
         metrics = self.val_metrics if split == "val" else self.test_metrics
@@ -129,6 +135,19 @@ class GridClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
+        parts, self._val_parts = self._val_parts, {}
+        if self.trainer.sanity_checking or "_label" not in parts:
+            return
+        label = torch.cat(parts.pop("_label")).cpu()
+        got = {name: torch.cat(v).cpu() for name, v in parts.items()}
+        if self.trainer.world_size > 1:
+            from ..evaluate.table import gather_uneven
+
+            got = gather_uneven(self, {**got, "_label": label})
+            label = got.pop("_label")
+        # each topology's last validation logits, kept in its exported checkpoint (calibration and the
+        # validation-chosen threshold, as a separate run's checkpoint has them)
+        self.val_scores = {name: {"logit": z, "label": label} for name, z in got.items()}
 
     def test_step(self, batch, batch_idx):
         self._eval(batch, "test")
