@@ -239,3 +239,16 @@ def test_explain_command_writes_grid_and_scores(cifake_root, demo_ckpt, tmp_path
         ]
     )
     assert len(json.loads((tmp_path / "ex2" / "scores.json").read_text())) == 4
+
+
+def test_grid_shows_at_most_64_images_balanced_and_in_order():
+    from cifake_lightning.explain.report import GRID_MAX, grid_selection
+
+    assert grid_selection(torch.tensor([0, 1, 1])).tolist() == [0, 1, 2]
+    lab = torch.tensor([0] * 100 + [1] * 100)
+    sel = grid_selection(lab)
+    assert len(sel) == GRID_MAX == 64 and int(lab[sel].sum()) == 32 and sel.tolist() == sorted(sel.tolist())
+    few_fakes = torch.tensor([1] * 10 + [0] * 100)
+    sel = grid_selection(few_fakes)
+    assert len(sel) == 64 and int(few_fakes[sel].sum()) == 10  # every fake, the rest real
+    assert len(grid_selection(torch.full((500,), -1))) == 64  # unlabelled images

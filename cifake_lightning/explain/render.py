@@ -55,9 +55,10 @@ def render_grid(
     methods = [m for m in methods if m in maps]
     n = images.shape[0]
     tile = images.shape[-1] * SCALE
-    cap_h, head_h, key_h = 28, 18, 58
+    cap_h, head_h = 28, 18
     cols = 1 + len(methods)
     width = max(cols * (tile + 4) + 4, 420)
+    key_h = 34 + 12 * len(_key_lines(width, any(m in spectrum_methods for m in methods), threshold))
     canvas = Image.new("RGB", (width, head_h + n * (tile + cap_h + 4) + 4 + key_h), "white")
     draw = ImageDraw.Draw(canvas)
     for j, name in enumerate(["image", *methods]):
@@ -95,6 +96,14 @@ def _draw_key(
     draw.text((bar_w - 20, y + 16), "max", fill="black")
     draw.text((bar_w + 12, y + 2), "|attribution| for the predicted class,", fill="black")
     draw.text((bar_w + 12, y + 14), "scaled per image and method", fill="black")
+    for k, line in enumerate(_key_lines(canvas.width, bands, threshold)):
+        draw.text((4, y + 30 + 12 * k), line, fill="black")
+
+
+def _key_lines(width: int, bands: bool, threshold: float | None) -> list[str]:
+    """The key's text, wrapped to the canvas (about 6 px per character of the default font)."""
+    import textwrap
+
     lines = []
     if bands:
         lines.append(
@@ -104,8 +113,7 @@ def _draw_key(
         "red frame / WRONG: misclassified"
         + (f" at the validation threshold P(fake) >= {threshold:.3g}" if threshold is not None else "")
     )
-    for k, line in enumerate(lines):
-        draw.text((4, y + 30 + 12 * k), line[: canvas.width // 6], fill="black")
+    return [w for line in lines for w in textwrap.wrap(line, max(20, (width - 8) // 6))]
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:

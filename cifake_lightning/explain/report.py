@@ -160,6 +160,26 @@ def explain(
     return Explanation(images.cpu(), labels.cpu(), list(files), maps, stats, threshold)
 
 
+#: most images drawn in grid.png (a row each); scores and summaries always cover every image
+GRID_MAX = 64
+
+
+def grid_selection(labels: torch.Tensor, k: int = GRID_MAX) -> torch.Tensor:
+    """Indices of at most k images for the grid, in their order: half real, half fake where both are
+    there (the rest from whichever has more), so a large sample still gives a readable picture."""
+    n = int(labels.shape[0])
+    if n <= k:
+        return torch.arange(n)
+    lab = labels.cpu()
+    groups = [torch.nonzero(lab == v).flatten() for v in sorted(set(lab.tolist()))]
+    take, left = [], k
+    for i, g in enumerate(sorted(groups, key=len)):
+        m = min(len(g), left // (len(groups) - i))
+        take.append(g[:m])
+        left -= m
+    return torch.cat(take).sort().values
+
+
 def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: str = "") -> dict[str, Path]:
     """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths."""
     from ..utils import write_atomic, write_json
@@ -169,12 +189,19 @@ def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: 
     paths = {"scores": write_json(out / "scores.json", ex.records())}
     summary = ex.summary()
     paths["summary"] = write_json(out / "summary.json", {"settings": settings.__dict__, **summary})
+    shown = grid_selection(ex.labels, GRID_MAX)
+    n = ex.images.shape[0]
+    maps = {
+        k: v[shown] if isinstance(v, torch.Tensor) and v.shape[:1] == (n,) else v for k, v in ex.maps.items()
+    }
+    captions, wrong = ex.captions(), ex.wrong()
     paths["grid"] = save_png(
         render_grid(
-            ex.images, ex.maps, ex.captions(), settings.methods, wrong=ex.wrong(), threshold=ex.threshold
+            ex.images[shown], maps, [captions[i] for i in shown.tolist()], settings.methods,
+            wrong=[wrong[i] for i in shown.tolist()], threshold=ex.threshold,
         ),
         out / "grid.png",
-    )
+    )  # fmt: skip
     if "band_drop" in ex.maps:
         paths["bands"] = band_curve_png(
             ex.maps["band_names"], ex.maps["band_drop"], out / "bands.png", title, ex.labels
@@ -185,6 +212,11 @@ def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: 
         f"{summary['n']} images; methods: {', '.join(settings.methods)}",
         "",
     ]
+    if len(shown) < n:
+        lines += [
+            f"grid.png shows {len(shown)} of the {n} images (real and fake alike); scores.json has all.",
+            "",
+        ]
     keys = sorted(
         {k for g in ("real", "fake") if g in summary for k in summary[g] if k not in ("band_drop", "n")}
     )
