@@ -225,6 +225,5 @@ def test_explanation_grid_marks_mistakes_and_has_a_key():
     assert ((frame[..., 0] > 200) & (frame[..., 1] < 40)).mean() > 0.9  # red
     second = marked[18 + tile + 28 + 4 : 18 + 2 * tile + 28 + 4, 2:4]
     assert not ((second[..., 0] > 200) & (second[..., 1] < 40)).any()
-    assert (
-        plain.shape[0] == marked.shape[0] and plain.shape[0] > 2 * (tile + 32) + 40
-    )  # the key below the rows
+    assert min(plain.shape[0], marked.shape[0]) > 2 * (tile + 32) + 40  # the key below the rows
+    assert marked.shape[0] >= plain.shape[0]  # the threshold's line is wrapped, never cut off
