@@ -225,6 +225,21 @@ def ood_row(folder: Path, reference_real: str = "test/REAL", reference_fake: str
     return row
 
 
+def seed_columns(rows: list[dict], fpr_at: str = "@thr", aurocs: bool = False) -> dict[str, str]:
+    """Table cells (mean ± sd over `rows`, one ood_row per seed) for every real source's FPR but the
+    in-distribution one, optionally every fake source's AUROC but the in-distribution one, then the
+    unseen mean and worst AUROC."""
+    out = {}
+    for k in sorted({k for r in rows for k in r if k.startswith("fpr@thr:")} - {"fpr@thr:test/REAL"}):
+        out[f"FPR {k.split(':', 1)[1]} {fpr_at}"] = mean_sd([r.get(k, math.nan) for r in rows])
+    if aurocs:
+        for k in sorted({k for r in rows for k in r if k.startswith("auroc:")} - {"auroc:test/FAKE"}):
+            out[f"AUROC {k.split(':', 1)[1]}"] = mean_sd([r.get(k, math.nan) for r in rows])
+    out["unseen mean AUROC"] = mean_sd([r["mean_auroc"] for r in rows])
+    out["unseen worst AUROC"] = mean_sd([r["worst_auroc"] for r in rows])
+    return out
+
+
 def mean_sd(vals: list[float], digits: int = 3) -> str:
     """'mean ± sd' over seeds (sd 0 for one value); 'n/a' when there is nothing."""
     vals = [v for v in vals if v is not None and not math.isnan(v)]

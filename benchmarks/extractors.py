@@ -25,6 +25,7 @@ from ._common import (
     mean_sd,
     ood_row,
     record,
+    seed_columns,
     test_ood,
 )
 
@@ -90,13 +91,9 @@ def main() -> None:
             "ours val acc % (last epoch)": mean_sd([100 * r["val_acc"] for r in rs], 2),
         }
         if args.ood:
-            reals = sorted({k for r in rs for k in r if k.startswith("fpr@thr:")} - {"fpr@thr:test/REAL"})
             rules = {r.get("threshold_rule") for r in rs}
             at = "@0.5 (no validation scores in the checkpoint)" if rules == {"0.5"} else "@thr"
-            for k in reals:
-                row[f"FPR {k.split(':', 1)[1]} {at}"] = mean_sd([r[k] for r in rs])
-            row["unseen mean AUROC"] = mean_sd([r["mean_auroc"] for r in rs])
-            row["unseen worst AUROC"] = mean_sd([r["worst_auroc"] for r in rs])
+            row.update(seed_columns(rs, fpr_at=at))
         rows.append(row)
     record(
         "extractors",

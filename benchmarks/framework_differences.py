@@ -12,12 +12,11 @@ seeds under the paper's procedure (batch 32, Adam 1e-3, early stopping on val lo
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import tempfile
 from pathlib import Path
 
-from ._common import fit_and_test, fit_run, markdown_table, mean_sd, ood_row, record, test_ood
+from ._common import fit_and_test, fit_run, markdown_table, mean_sd, ood_row, record, seed_columns, test_ood
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -89,13 +88,7 @@ def main() -> None:
         }
         if args.ood:
             row["real acc @thr"] = mean_sd([m["real_acc@thr"] for m in per_seed])
-            reals = sorted(
-                {k for m in per_seed for k in m if k.startswith("fpr@thr:")} - {"fpr@thr:test/REAL"}
-            )
-            for k in reals:
-                row[f"FPR {k.split(':', 1)[1]} @thr"] = mean_sd([m.get(k, math.nan) for m in per_seed])
-            row["unseen mean AUROC"] = mean_sd([m["mean_auroc"] for m in per_seed])
-            row["unseen worst AUROC"] = mean_sd([m["worst_auroc"] for m in per_seed])
+            row.update(seed_columns(per_seed))
         rows.append(row)
     base = rows[0]["test acc mean"]
     for r in rows:

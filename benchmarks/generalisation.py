@@ -26,7 +26,16 @@ import statistics
 import time
 from pathlib import Path
 
-from ._common import best_checkpoint, cifake, latest_version, markdown_table, record
+from ._common import (
+    best_checkpoint,
+    cifake,
+    latest_version,
+    markdown_table,
+    mean_sd,
+    ood_row,
+    record,
+    test_ood,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NPR = '{"class_path": "cifake_lightning.models.ArtifactResidual", "init_args": {"kind": "npr"}}'
@@ -98,55 +107,21 @@ def test_one(variant: str, seed: int, args, work: Path, fit_s: float) -> dict:
     """`cifake test` of the variant's best checkpoint on the OOD test data, summarised."""
     _, seen = VARIANTS[variant]
     name = f"gen-{variant.replace('+', '_')}-s{seed}"
-    common = ["--trainer.enable_progress_bar", "false", "--data.init_args.progress", "false"]
-    if args.cache_dir:
-        common += ["--data.init_args.cache_dir", args.cache_dir]
-    run = latest_version(work / "runs" / name)
-    best = best_checkpoint(run)
-    r = cifake(
-        "test", "--ckpt", str(best), "--name", name, "--data", str(REPO / "configs/data/ood_genset_v2.yaml"),
-        "--data.init_args.root", args.root, "--report.reference_real", "test/REAL",
-        "--report.reference_fake", "test/FAKE", "--report.seen", json.dumps(seen), *common, cwd=work,
-    )  # fmt: skip
-    out = next(line.split(" written to ", 1)[1].strip().rstrip("/") for line in r.stderr.splitlines()
-               if "test results written to" in line)  # fmt: skip
-    return summarise(variant, seed, Path(out) if Path(out).is_absolute() else work / out, fit_s)
+    best = best_checkpoint(latest_version(work / "runs" / name))
+    folder = test_ood(best, name, str(REPO / "configs/data/ood_genset_v2.yaml"), args.root, work, seen=seen,
+                      cache_dir=args.cache_dir)  # fmt: skip
+    return summarise(variant, seed, folder, fit_s)
 
 
 def summarise(variant: str, seed: int, folder: Path, fit_s: float) -> dict:
-    rep = json.loads((folder / "report.json").read_text())
-    src = {r["source"]: r for r in rep["sources"]}
-    ind = [src["test/REAL"], src["test/FAKE"]]
-    n = sum(r["n"] for r in ind)
-    unseen = rep.get("unseen") or {"rows": [], "mean": {}, "worst": {}, "real_fpr": [], "unseen": []}
-    fpr = {r["source"]: r for r in unseen["real_fpr"]}
-    row = {
-        "variant": variant,
-        "seed": seed,
-        "folder": str(folder),
-        "fit_s": fit_s,
-        "threshold": rep["threshold"]["validation"],
-        "in_acc@thr": sum(r["acc@thr"] * r["n"] for r in ind) / n,
-        "in_acc@0.5": sum(r["accuracy"] * r["n"] for r in ind) / n,
-        "real_acc@thr": src["test/REAL"]["acc@thr"],
-        "fake_acc@thr": src["test/FAKE"]["acc@thr"],
-        "photos_fpr@thr": fpr.get("ood/real_photos", {}).get("fpr@thr", math.nan),
-        "unseen": unseen["unseen"],
-        "seen": unseen.get("seen", []),
-        "mean_auroc": unseen["mean"].get("auroc_vs_test_real", math.nan),
-        "worst_auroc": unseen["worst"].get("auroc_vs_test_real", math.nan),
-        "mean_auroc_vs_photos": unseen["mean"].get("auroc_vs_ood_real", math.nan),
-    }
-    for u in unseen["rows"]:
-        row[f"auroc:{u['source']}"] = u["auroc_vs_test_real"]
-        row[f"detected@thr:{u['source']}"] = u["detected@thr"]
+    """The report's flat row (benchmarks._common.ood_row) with the variant, seed, fit time, the FPR on
+    ood/real_photos and test/REAL's per-class FPR."""
+    row = {"variant": variant, "seed": seed, "fit_s": fit_s, **ood_row(folder)}
+    row["photos_fpr@thr"] = row.get("fpr@thr:ood/real_photos", math.nan)
+    rep = json.loads((Path(folder) / "report.json").read_text())
     for c in rep.get("real_bias_by_class") or []:  # test/REAL per CIFAR-10 class (ood config reads classes)
         row[f"class_fpr@thr:{c['class']}"] = c.get("fpr@thr", math.nan)
         row[f"class_mean_p:{c['class']}"] = c["mean_p_fake"]
-    for name in ("ood/gan_upsample_conv", "ood/vae_samples", "ood/ae_f4_recon_test"):
-        if name in src and f"auroc:{name}" not in row:  # a seen source: still show its numbers
-            row[f"auroc:{name}"] = src[name]["auroc"]
-            row[f"detected@thr:{name}"] = src[name]["acc@thr"]
     return row
 
 
@@ -155,14 +130,6 @@ def paired(row: dict, base: dict) -> dict:
 
     sources = sorted(set(row["unseen"]) & set(base["unseen"])) + ["test/REAL"]
     return compare_results(row["folder"], base["folder"], n_boot=300, sources=sources)
-
-
-def _ms(vals: list[float]) -> str:
-    vals = [v for v in vals if not math.isnan(v)]
-    if not vals:
-        return "n/a"
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.mean(vals):.3f} ± {sd:.3f}"
 
 
 def table(rows: list[dict]) -> str:
@@ -177,16 +144,16 @@ def table(rows: list[dict]) -> str:
         line = {
             "variant": variant,
             "seeds": len(rs),
-            "in-dist acc @thr": _ms([r["in_acc@thr"] for r in rs]),
-            "real acc @thr": _ms([r["real_acc@thr"] for r in rs]),
-            "fake acc @thr": _ms([r["fake_acc@thr"] for r in rs]),
-            "FPR real_photos @thr": _ms([r["photos_fpr@thr"] for r in rs]),
+            "in-dist acc @thr": mean_sd([r["in_acc@thr"] for r in rs]),
+            "real acc @thr": mean_sd([r["real_acc@thr"] for r in rs]),
+            "fake acc @thr": mean_sd([r["fake_acc@thr"] for r in rs]),
+            "FPR real_photos @thr": mean_sd([r["photos_fpr@thr"] for r in rs]),
         }
         for s in sources:
-            cell = _ms([r.get(f"auroc:{s}", math.nan) for r in rs])
+            cell = mean_sd([r.get(f"auroc:{s}", math.nan) for r in rs])
             line[f"AUROC {s.split('/')[1]}"] = cell + (" (SEEN kind)" if s in seen else "")
-        line["unseen mean AUROC"] = _ms([r["mean_auroc"] for r in rs])
-        line["unseen worst AUROC"] = _ms([r["worst_auroc"] for r in rs])
+        line["unseen mean AUROC"] = mean_sd([r["mean_auroc"] for r in rs])
+        line["unseen worst AUROC"] = mean_sd([r["worst_auroc"] for r in rs])
         if variant != "baseline" and base:
             tests = [paired(r, base[r["seed"]]) for r in rs if r["seed"] in base]
             if tests:
@@ -211,7 +178,7 @@ def class_table(by: dict[str, list[dict]]) -> str:
         classes = [k.split(":", 1)[1] for k in rs[0] if k.startswith("class_fpr@thr:")]
         line = {"variant": variant, "seeds": len(rs)}
         for c in classes:
-            line[c] = _ms([r.get(f"class_fpr@thr:{c}", math.nan) for r in rs])
+            line[c] = mean_sd([r.get(f"class_fpr@thr:{c}", math.nan) for r in rs])
         lines.append(line)
     if not lines:
         return ""

@@ -20,7 +20,17 @@ import math
 import tempfile
 from pathlib import Path
 
-from ._common import cifake, fit_run, latest_version, markdown_table, mean_sd, ood_row, record, test_ood
+from ._common import (
+    cifake,
+    fit_run,
+    latest_version,
+    markdown_table,
+    mean_sd,
+    ood_row,
+    record,
+    seed_columns,
+    test_ood,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PATHS = ["plain", "augment", "autoencoder", "autoencoder_augment"]
@@ -99,12 +109,7 @@ def main() -> None:
         line["in-dist acc @0.5"] = mean_sd([r["in_acc@0.5"] for r in rs])
         line["real acc @thr"] = mean_sd([r["real_acc@thr"] for r in rs])
         line["fake acc @thr"] = mean_sd([r["fake_acc@thr"] for r in rs])
-        for k in sorted({k for r in rs for k in r if k.startswith("fpr@thr:")} - {"fpr@thr:test/REAL"}):
-            line[f"FPR {k.split(':', 1)[1]} @thr"] = mean_sd([r.get(k, math.nan) for r in rs])
-        for k in sorted({k for r in rs for k in r if k.startswith("auroc:")} - {"auroc:test/FAKE"}):
-            line[f"AUROC {k.split(':', 1)[1]}"] = mean_sd([r.get(k, math.nan) for r in rs])
-        line["unseen mean AUROC"] = mean_sd([r["mean_auroc"] for r in rs])
-        line["unseen worst AUROC"] = mean_sd([r["worst_auroc"] for r in rs])
+        line.update(seed_columns(rs, aurocs=True))
         for k in EXPLAIN_KEYS:
             line[EXPLAIN_KEYS[k]] = mean_sd([r[k] for r in rs])
         rows.append(line)
