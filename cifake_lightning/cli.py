@@ -25,12 +25,19 @@ from lightning import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .argv import rewrite_argv
-from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, RunInfo
+from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, FiniteGuard, RunInfo
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
 from .help import MAIN_HELP, SUBCOMMAND_HELP, raw_help
-from .resolve import as_dict, flatten, model_conflicts, newest_checkpoint, resolve_eval_checkpoint
+from .resolve import (
+    as_dict,
+    flatten,
+    model_conflicts,
+    newest_checkpoint,
+    resolve_eval_checkpoint,
+    resume_conflicts,
+)
 from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
 
 DEFAULT_MODEL = {
@@ -69,7 +76,10 @@ class CifakeCLI(LightningCLI):
             subclass_mode_data=True,
             save_config_callback=LoggedSaveConfig,
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"callbacks": [RunInfo(), EpochSeed()], "default_root_dir": "runs"},
+            trainer_defaults={
+                "callbacks": [RunInfo(), EpochSeed(), FiniteGuard()],
+                "default_root_dir": "runs",
+            },
             seed_everything_default=0,
             auto_configure_optimizers=False,
             parser_kwargs={
@@ -120,6 +130,16 @@ class CifakeCLI(LightningCLI):
         self._name = self._run_name(cfg)
         tracking = cfg["tracking"]
         run_dir = Path(tracking["save_dir"]) / self._name
+        base = Path(tracking["save_dir"]).resolve()
+        if run_dir.resolve() == base or base not in run_dir.resolve().parents:
+            raise ConfigError("name", f"{self._name!r} would put the run outside {tracking['save_dir']}/")
+        if self.subcommand == "fit" and 0 in (
+            cfg["trainer"].get("max_epochs"),
+            cfg["trainer"].get("max_steps"),
+        ):
+            raise ConfigError(
+                "trainer.max_epochs", "0 trains nothing (no epoch, no checkpoint); give at least 1"
+            )
         self._version = None
         self._resume_epoch = None
         ckpt = cfg.get("ckpt_path")
@@ -128,6 +148,7 @@ class CifakeCLI(LightningCLI):
             if found:
                 from .models.checkpoint import read_checkpoint
 
+                self._check_resume(cfg, found.parents[1] / "config.yaml")
                 cfg["ckpt_path"] = str(found)
                 self._version = int(found.parents[1].name.split("_")[1])
                 self._resume_epoch = int(read_checkpoint(found).get("epoch", 0))
@@ -168,6 +189,32 @@ class CifakeCLI(LightningCLI):
                 self._version = int(p.parents[1].name.split("_")[1])
         if self._version is None:
             self._version = reserve_version(run_dir)
+
+    def _check_resume(self, cfg, saved_path: Path) -> None:
+        """Refuse `--ckpt_path last` with options that change what the run computes (another model, data,
+        seed, lr ...), before anything of the run is rewritten: the run's config.yaml, run_info_fit.json
+        and metrics.csv stay as its finished epochs wrote them."""
+        import yaml
+
+        if not saved_path.is_file():
+            return
+        try:
+            saved = yaml.safe_load(saved_path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(
+                "ckpt_path", f"{saved_path} is unreadable ({e}); cannot check the resume"
+            ) from None
+        given = yaml.safe_load(self._subcommand_parsers[self.subcommand].dump(cfg, skip_none=False))
+        given["trainer"]["precision"] = saved.get("trainer", {}).get("precision")  # chosen per machine
+        conflicts = resume_conflicts(flatten(saved), flatten(given))
+        if conflicts:
+            shown = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in conflicts[:4])
+            more = f" (and {len(conflicts) - 4} more)" if len(conflicts) > 4 else ""
+            raise ConfigError(
+                "ckpt_path",
+                f"resuming {saved_path.parent} with other settings than it was trained with: {shown}{more}. "
+                "Resume with the run's own config (its config.yaml), or start a new run (another --name)",
+            )
 
     def _parse_ckpt_path(self) -> None:
         """Resolve and vet the checkpoint, then let its saved model config replace the command line's.

@@ -35,8 +35,10 @@ def main() -> None:
             )
             raise SystemExit(2)
     light = None
-    if args[:1] == ["models"]:  # answered from the static name index, without torch or Lightning
-        from .commands.models_cmd import main as light
+    from .commands import PROJECT_COMMANDS
+
+    if args[:1] and args[0] in PROJECT_COMMANDS:  # their own parsers answer bad options at once
+        light = PROJECT_COMMANDS[args[0]]
     elif args[:1] == ["predict"]:
         from .commands.predict_files import wanted
 
@@ -53,6 +55,11 @@ def main() -> None:
         except KeyboardInterrupt:
             print("cifake: interrupted", file=sys.stderr)
             raise SystemExit(130) from None
+        except BrokenPipeError:  # `cifake models | head`: the reader left; not an error of ours
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(141) from None
         return
     from .cli import main as cli_main
 

@@ -56,3 +56,10 @@ class ConfigError(CifakeError, ValueError):
     def __init__(self, option: str, message: str):
         self.option = option
         super().__init__(f"option {option}: {message}")
+
+
+class NonFiniteError(CifakeError):
+    """A loss, logit or stored score is NaN or infinite: the model diverged or the checkpoint is broken.
+
+    Raised before anything is computed from such numbers (a metric of NaN scores is meaningless:
+    torchmetrics' AUROC of all-NaN scores is 1.0 or 0.0 depending on row order)."""

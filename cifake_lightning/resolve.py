@@ -86,3 +86,37 @@ def model_conflicts(given: dict, default: dict, saved: dict) -> tuple[list[tuple
         if saved.get(key, _MISSING) != value:
             conflicts.append((key, value, saved.get(key, "(no such option)")))
     return conflicts, runtime
+
+
+#: Options whose change alters what a resumed run computes; anything else (max_epochs, devices,
+#: workers, logging, callbacks) may change when a run is continued.
+RESUME_FIXED = ("model.", "data.", "seed_everything", "trainer.accumulate_grad_batches",
+                "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm")  # fmt: skip
+#: ... except these, which change how, not what, is computed
+RESUME_FREE = tuple(f"model.{k}" for k in RUNTIME_MODEL_OPTIONS[:3]) + (
+    "data.init_args.cache_dir",
+    "data.init_args.num_workers",
+    "data.init_args.decode_workers",
+    "data.init_args.device_resident",
+)
+
+
+def resume_conflicts(saved: dict, given: dict) -> list[tuple[str, object, object]]:
+    """(option, value in the run's config.yaml, value now) for every option a resume may not change.
+
+    Both are flattened resolved configs. Paths are compared resolved, so `data/x` and `./data/x` agree.
+    """
+
+    def norm(key: str, v):
+        if key.endswith((".root",)) and isinstance(v, str) and v:
+            return str(Path(v).expanduser().resolve())
+        return v
+
+    out = []
+    for key in sorted(set(saved) | set(given)):
+        if not key.startswith(RESUME_FIXED) or key.startswith(RESUME_FREE):
+            continue
+        a, b = norm(key, saved.get(key, _MISSING)), norm(key, given.get(key, _MISSING))
+        if a != b and not (a is _MISSING or b is _MISSING and a is None):
+            out.append((key, None if a is _MISSING else a, None if b is _MISSING else b))
+    return out

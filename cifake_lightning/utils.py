@@ -39,6 +39,25 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
+def check_output_not_input(out: str | Path, option: str, inputs) -> None:
+    """Refuse an output path that is one of the command's input files (the checkpoint, an image): writing
+    the result there would destroy what it was computed from. Checked before any work is done; hard
+    links and symbolic links to an input count as the input."""
+    from .errors import ConfigError
+
+    out = Path(out)
+    if not out.exists():
+        return
+    for given in inputs:
+        p = Path(given)
+        try:
+            same = p.exists() and os.path.samefile(out, p)
+        except OSError:
+            same = False
+        if same:
+            raise ConfigError(option, f"{out} is an input of this command ({p}); choose another output file")
+
+
 def run_dir(trainer) -> Path | None:
     """The run's log folder, without a collective call.
 

@@ -124,3 +124,20 @@ def test_mcnemar_exact_on_many_discordant_images():
     assert abs(mcnemar_exact(0, 10) - 2 / 1024) < 1e-12  # exact small case
     assert mcnemar_exact(1000, 1000) > 0.9  # n = 2000: no overflow
     assert 0 < mcnemar_exact(600, 400) < 1e-8
+
+
+def test_truncated_result_files_are_one_clear_error(tmp_path):
+    from cifake_lightning.errors import ConfigError
+
+    label, good, _ = _scores(n=40)
+    for name in ("a", "b"):
+        _write_result(tmp_path / name, label, good, "h" * 32)
+    report = tmp_path / "b" / "report.json"
+    report.write_text(report.read_text()[:25])
+    with pytest.raises(ConfigError, match="report.json is unreadable"):
+        compare_results(tmp_path / "a", tmp_path / "b")
+    _write_result(tmp_path / "c", label, good, "h" * 32)
+    preds = tmp_path / "c" / "predictions.csv"
+    preds.write_text(preds.read_text()[:-9])  # cut inside the last row
+    with pytest.raises(ConfigError, match="predictions.csv is unreadable"):
+        compare_results(tmp_path / "a", tmp_path / "c")

@@ -84,3 +84,25 @@ def test_export_command_on_a_checkpoint(demo_ckpt, tmp_path):
         from cifake_lightning.commands.export_cmd import export
 
         export(demo_ckpt, "tflite")
+
+
+def test_out_naming_the_checkpoint_is_refused_before_anything_is_written(demo_ckpt, tmp_path, capsys):
+    import shutil
+
+    from cifake_lightning.cli import main
+
+    ckpt = tmp_path / "det.ckpt"
+    shutil.copy(demo_ckpt, ckpt)
+    before = ckpt.read_bytes()
+    (tmp_path / "link.onnx").symlink_to(ckpt)
+    for out in (ckpt, tmp_path / "link.onnx"):
+        with pytest.raises(SystemExit) as e:
+            main(["export", "--ckpt", str(ckpt), "--out", str(out)])
+        assert e.value.code == 2 and "is an input of this command" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".model"), ("torchscript", ".onnx")])
+def test_parity_check_runs_the_format_exported_not_the_suffix(fmt, suffix, tmp_path):
+    out, diff = export_module(_classifier("conv16x1"), fmt, tmp_path / f"det{suffix}")
+    assert out.is_file() and diff <= 1e-4

@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,50 @@ def test_directory_and_missing_file(tmp_path):
         load_image(tmp_path)
     with pytest.raises(ImageDecodeError, match="cannot read"):
         load_image(tmp_path / "nope.jpg")
+
+
+def test_fifo_and_devices_are_refused_at_once(tmp_path):
+    """A FIFO would block a read forever and /dev/zero never ends: only regular files are read."""
+    import os
+
+    from cifake_lightning.data.image_io import read_image_file
+
+    fifo = tmp_path / "photo.png"
+    os.mkfifo(fifo)
+    for p in (fifo, Path("/dev/zero")):
+        with pytest.raises(ImageDecodeError, match="not a regular file"):
+            load_image(p)
+    with pytest.raises(ImageDecodeError, match="not a regular file"):
+        read_image_file("/dev/zero")
+
+
+def test_byte_limit_applies_to_bytes_read(tmp_path, monkeypatch):
+    from cifake_lightning.data import image_io
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"\0" * 2000)
+    monkeypatch.setattr(image_io, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(ImageDecodeError, match="over the 1,000-byte limit"):
+        image_io.read_image_file(big)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (32, 32))
+    img.paste((255, 0, 0), (0, 0, 32, 8))  # red band at the top as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the band is on the right
+    p = tmp_path / "phone.jpg"
+    img.save(p, quality=95, exif=exif)
+    arr = load_image(p)
+    assert arr[16, 28, 0] > 200 and arr[16, 2, 0] < 60 and arr[2, 16, 0] < 60
+
+
+def test_animated_gif_warns_that_only_the_first_frame_is_used(tmp_path):
+    from cifake_lightning.data.image_io import ImageWarning
+
+    frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 255, 0))]
+    p = tmp_path / "anim.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    with pytest.warns(ImageWarning, match="2 frames; only the first"):
+        arr = load_image(p)
+    assert arr[0, 0, 0] > 200 and arr[0, 0, 1] < 60

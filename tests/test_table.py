@@ -116,3 +116,60 @@ def test_one_checkpoint_tested_on_two_data_sets_keeps_both_results(
     sizes = sorted(json.loads((f / "report.json").read_text())["data"]["n"] for f in folders)
     assert sizes == [40, 100]
     assert latest_results(tmp_path / "results", demo_ckpt) in folders
+
+
+def test_results_folder_names_everything_that_changes_the_numbers(tmp_path):
+    """Another checkpoint file of the same name (a namesake from another runs tree, a retrained
+    last.ckpt), another calibration/threshold or other writer options give another folder."""
+    from cifake_lightning.evaluate.calibration import Calibration
+
+    a = tmp_path / "runs" / "A" / "version_0" / "checkpoints" / "best-epoch01.ckpt"
+    b = tmp_path / "other" / "runs" / "A" / "version_0" / "checkpoints" / "best-epoch01.ckpt"
+    for p, content in ((a, b"weights of A"), (b, b"weights of another A")):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(content)
+    m = _manifest()
+    ta, tb = (PredictionTable(torch.arange(6), torch.zeros(6), m, str(p)) for p in (a, b))
+    assert checkpoint_key(a) == checkpoint_key(b)  # same run name and version ...
+    assert results_folder("r", ta) != results_folder("r", tb)  # ... but other bytes: never the same folder
+    youden = PredictionTable(
+        torch.arange(6), torch.zeros(6), m, str(a), calibration=Calibration(rule="youden")
+    )
+    assert results_folder("r", youden) != results_folder("r", ta)
+    assert results_folder("r", ta, {"robustness": True}) != results_folder("r", ta, {"robustness": False})
+    assert results_folder("r", ta, {"robustness": True}) == results_folder("r", ta, {"robustness": True})
+    before = results_folder("r", ta)
+    a.write_bytes(b"retrained")  # the same path after more epochs is another model
+    assert results_folder("r", PredictionTable(torch.arange(6), torch.zeros(6), m, str(a))) != before
+
+
+def test_data_hash_covers_pixels_and_labels_not_only_files():
+    from cifake_lightning.data.split import DecodedSplit
+
+    def split(images, labels):
+        return DecodedSplit(images, labels, torch.zeros(2, dtype=torch.long), torch.full((2,), -1),
+                            ["a.png", "b.png"], ["h1", "h2"], ["s"])  # fmt: skip
+
+    img = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    base = split(img, torch.tensor([0, 1])).manifest_hash()
+    resized_otherwise = img.clone()
+    resized_otherwise[0, 0, 0, 0] = 1  # same files, another resize policy's pixels
+    assert split(resized_otherwise, torch.tensor([0, 1])).manifest_hash() != base
+    assert split(img, torch.tensor([1, 1])).manifest_hash() != base
+    assert split(img.clone(), torch.tensor([0, 1])).manifest_hash() == base
+
+
+def test_retesting_with_other_options_keeps_the_earlier_result(demo_ckpt, cifake_root, tmp_path, monkeypatch):
+    """`cifake test` of one checkpoint with --model.threshold youden after the default wrote another
+    folder; the first result is still there byte for byte."""
+    from cifake_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["test", "--ckpt", str(demo_ckpt), "--data.root", str(cifake_root), *QUIET]
+    main(args)
+    (first,) = [p.parent for p in (tmp_path / "results").rglob("report.json")]
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    main([*args, "--model.threshold", "youden"])
+    folders = {p.parent for p in (tmp_path / "results").rglob("report.json")}
+    assert len(folders) == 2 and first in folders
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before

@@ -3,7 +3,8 @@
 from .checkpoint import BestCheckpoint
 from .early_stop import EarlyStop
 from .epoch_seed import EpochSeed
+from .finite import FiniteGuard
 from .grid_export import GridExport
 from .run_info import RunInfo
 
-__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "GridExport", "RunInfo"]
+__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "FiniteGuard", "GridExport", "RunInfo"]

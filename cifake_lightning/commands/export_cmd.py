@@ -57,6 +57,7 @@ def export(
     """Export a checkpoint; returns (path, max |difference| from PyTorch on a random batch, or nan)."""
     from ..errors import ConfigError
     from ..models.checkpoint import load_classifier
+    from ..utils import check_output_not_input
 
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError("--format", f"choose onnx or torchscript, got {fmt!r}")
@@ -65,6 +66,7 @@ def export(
     if why:
         raise ConfigError("export", f"{Path(ckpt).name}: {why}")
     out = Path(out) if out else Path(ckpt).with_suffix(".onnx" if fmt == "onnx" else ".ts.pt")
+    check_output_not_input(out, "--out", [ckpt])
     return export_module(model, fmt, out, str(ckpt), check)
 
 
@@ -118,7 +120,7 @@ def export_module(
     tmp.replace(out)
     diff = math.nan
     if check:
-        got = run_export(out, x.numpy() if fmt == "onnx" else x)
+        got = run_export(out, x.numpy() if fmt == "onnx" else x, fmt)
         diff = max(float(abs(torch.as_tensor(g).float() - r.float()).max()) for g, r in zip(got[:2], ref[:2]))
         same = bool((torch.as_tensor(got[2]).bool() == ref[2]).all())
         if not diff <= TOLERANCE or not same:
@@ -129,10 +131,11 @@ def export_module(
     return out, diff
 
 
-def run_export(path: str | Path, x):
-    """Run an exported file on a batch: ONNX through onnxruntime, TorchScript through torch.jit."""
+def run_export(path: str | Path, x, fmt: str | None = None):
+    """Run an exported file on a batch: ONNX through onnxruntime, TorchScript through torch.jit (the
+    format as exported; without it, guessed from the suffix)."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    if (fmt or ("onnx" if path.suffix == ".onnx" else "torchscript")) == "onnx":
         try:
             import onnxruntime as ort
         except ImportError:

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import sys
+import warnings
 from pathlib import Path
 
 #: reductions above this factor get a warning in the row
@@ -76,19 +77,20 @@ def _decode(path: Path, size: int, resize: str):
     """(uint8 HxWx3 array or None, (width, height) or None, error, warning)."""
     from PIL import Image
 
-    from ..data.image_io import ImageDecodeError, decode_image_bytes
+    from ..data.image_io import ImageDecodeError, ImageWarning, decode_image_bytes, read_image_file
 
     try:  # the file is read once: decoded, and its header asked for the original size
-        data = path.read_bytes()
-    except OSError as e:
-        return None, None, f"cannot read file ({e.strerror or e})", ""
-    try:
-        arr = decode_image_bytes(data, path, size=size, resize=resize)
+        data = read_image_file(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ImageWarning)
+            arr = decode_image_bytes(data, path, size=size, resize=resize)
     except ImageDecodeError as e:
         return None, None, str(e).split(": ", 1)[-1], ""
     with Image.open(io.BytesIO(data)) as img:  # decoded above, so the header is readable
         w, h = img.size
-    warn = []
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: rotated by 90 degrees
+            w, h = h, w
+    warn = [str(c.message).split(": ", 1)[-1] for c in caught if issubclass(c.category, ImageWarning)]
     factor = min(w, h) / size
     if factor > WARN_FACTOR:
         warn.append(f"reduced {factor:.1f}x from {w}x{h} to {size}x{size}: fine generator traces are lost")
@@ -134,6 +136,10 @@ def main(argv: list[str]) -> None:
 
         raise CheckpointError("checkpoint file not found", ckpt)
 
+    if args.out and args.out != "-":
+        from ..utils import check_output_not_input
+
+        check_output_not_input(args.out, "--out", [ckpt] + [f for _, f, _ in expand(args.inputs) if f])
     import numpy as np
     import torch
 

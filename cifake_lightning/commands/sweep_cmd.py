@@ -69,5 +69,9 @@ def main(argv: list[str]) -> None:
     records = sweep.run()
     ok = sum(r["returncode"] == 0 for r in records)
     print(f"{ok}/{len(records)} runs finished; manifest: {sweep.manifest_path}")
-    if ok < len(records):
+    if sweep.skipped:
+        print(
+            f"{len(sweep.skipped)} run(s) skipped: still running in another process ({', '.join(sweep.skipped[:3])})"
+        )
+    if ok < len(records) or sweep.skipped:
         sys.exit(1)

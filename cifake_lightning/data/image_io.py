@@ -2,7 +2,8 @@
 
 This is the only place that touches PIL. It handles everything a user's folder may contain:
 JPEG/PNG/WebP/BMP, grayscale, palette, RGBA (alpha composited on black so the result is
-deterministic), CMYK and 16-bit images; EXIF orientation is left as stored (CIFAKE has none). It
+deterministic), CMYK and 16-bit images; EXIF orientation is applied (as image viewers show the photo;
+CIFAKE has none), and an animation gives its first frame with an ImageWarning. It
 refuses zero-byte files, text files named .jpg, truncated files and decompression bombs with a
 one-line reason.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageDecodeError
 
@@ -33,6 +35,39 @@ RESIZE_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
     "lanczos": Image.Resampling.LANCZOS,
 }
+
+
+#: Largest image file (in bytes) we read: a 64-megapixel PNG is well below it. Applied to the bytes read,
+#: not only to the size the file system reports (a device or a growing file reports none or too little).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+class ImageWarning(UserWarning):
+    """An image was decoded, but not all of it is used (e.g. the later frames of an animation)."""
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of one image file: regular files only (a FIFO would block forever, /dev/zero never
+    ends), at most MAX_FILE_BYTES. Raises ImageDecodeError naming the file."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read file ({e.strerror or e})", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageDecodeError("is a directory, not an image file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageDecodeError("not a regular file (a pipe, socket or device): not read", path)
+    if st.st_size > MAX_FILE_BYTES:
+        raise ImageDecodeError(f"file is {st.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit", path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read file ({e.strerror or e})", path) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageDecodeError(f"file grew past the {MAX_FILE_BYTES:,}-byte limit while read", path)
+    return data
 
 
 def content_hash(data: bytes) -> str:
@@ -102,8 +137,13 @@ def decode_image_bytes(
             if w < 1 or h < 1:
                 raise ImageDecodeError(f"image has no pixels ({w}x{h})", path)
             img.load()  # forces full decode: truncated files fail here
-            if getattr(img, "n_frames", 1) > 1:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
                 img.seek(0)
+                warnings.warn(
+                    f"{path}: animated image of {frames} frames; only the first is used", ImageWarning
+                )
+            img = ImageOps.exif_transpose(img)  # as viewers show it (a phone photo's rotation)
             img = _to_rgb(img)
             img = _fit(img, size, resize, path)
             arr = np.asarray(img, dtype=np.uint8)
@@ -130,9 +170,9 @@ def decode_files(paths: list[str], size: int, resize: str | None) -> list[tuple[
     out = []
     for p in paths:
         try:
-            data = Path(p).read_bytes()
-        except OSError as e:
-            out.append((False, f"cannot read file ({e.strerror or e})", ""))
+            data = read_image_file(p)
+        except ImageDecodeError as e:
+            out.append((False, str(e).split(": ", 1)[-1], ""))
             continue
         try:
             arr = decode_image_bytes(data, p, size=size, resize=resize)
@@ -144,14 +184,7 @@ def decode_files(paths: list[str], size: int, resize: str | None) -> list[tuple[
 
 def load_image(path: str | Path, size: int = 32, resize: str | None = None) -> np.ndarray:
     """Read and decode one file; see decode_image_bytes. Unreadable files raise ImageDecodeError."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ImageDecodeError("is a directory, not an image file", path) from None
-    except OSError as e:
-        raise ImageDecodeError(f"cannot read file ({e.strerror or e})", path) from None
-    return decode_image_bytes(data, path, size=size, resize=resize)
+    return decode_image_bytes(read_image_file(path), path, size=size, resize=resize)
 
 
 def load_image_tensor(path: str | Path, size: int = 32, resize: str | None = None):

@@ -179,6 +179,11 @@ class Calibration:
 
     def describe(self) -> str:
         if self.method == "none" and self.rule == "0.5":
+            if self.n_real or self.n_fake:
+                return (
+                    f"raw sigmoid, threshold 0.5 (validation held {self.n_real} real and {self.n_fake} fake "
+                    "images: calibration and threshold need both classes)"
+                )
             return "raw sigmoid, threshold 0.5 (no validation scores stored)"
         cal = {
             "temperature": f"temperature T={self.temperature:.3g}"
@@ -187,9 +192,15 @@ class Calibration:
             + (" (at its bound)" if self.at_bound else ""),
             "none": "no calibration",
         }[self.method]
+        small = ""
+        if self.rule.startswith("fpr:") and self.n_real * float(self.rule[4:]) < 1:
+            small = (
+                f"; WARNING: {self.n_real} validation reals cannot resolve an FPR of {self.rule[4:]} "
+                f"(needs at least {math.ceil(1 / float(self.rule[4:]))}): use a larger data.val_size"
+            )
         return (
             f"{cal}; threshold P(fake) >= {self.threshold:.4g} (rule {self.rule}: validation FPR {self.val_fpr:.4f}, "
-            f"TPR {self.val_tpr:.4f}, on {self.n_real} real / {self.n_fake} fake validation images)"
+            f"TPR {self.val_tpr:.4f}, on {self.n_real} real / {self.n_fake} fake validation images){small}"
         )
 
 
@@ -226,6 +237,13 @@ def fit(
     """Fit calibration and threshold on validation logits/labels (0 real, 1 fake)."""
     z, y = logit.float().cpu().flatten(), label.long().cpu().flatten()
     method, rule = check_method(method), check_rule(rule)
+    if not bool(torch.isfinite(z).all()):
+        from ..errors import NonFiniteError
+
+        raise NonFiniteError(
+            f"{int((~torch.isfinite(z)).sum())} of {z.numel()} validation logits are NaN or infinite: no "
+            "calibration or threshold is fitted on them (the model diverged)"
+        )
     n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
     if n_real == 0 or n_fake == 0:
         return Calibration(rule="0.5", n_real=n_real, n_fake=n_fake)

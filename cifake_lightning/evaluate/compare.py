@@ -109,16 +109,30 @@ def read_result(folder: str | Path) -> tuple[dict[int, tuple[int, float, str, fl
     for p in (report_path, csv_path):
         if not p.is_file():
             raise ConfigError("compare", f"{p} not found: give result folders written by `cifake test`")
-    report = json.loads(report_path.read_text())
+    try:
+        report = json.loads(report_path.read_text())
+        if not isinstance(report, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise ConfigError(
+            "compare", f"{report_path} is unreadable ({e}); test the checkpoint again"
+        ) from None
     rows = {}
-    with open(csv_path, newline="") as f:
-        for r in csv.DictReader(f):
-            label = {"real": 0, "fake": 1}.get(r["label"])
-            if label is None:
-                raise ConfigError("compare", f"{csv_path}: row {r.get('index')} has no real/fake label")
-            p = float(r["p_fake"])
-            logit = float(r["logit"]) if r.get("logit") else p
-            rows[int(r["index"])] = (label, p, r.get("source", ""), logit)
+    try:
+        with open(csv_path, newline="") as f:
+            for r in csv.DictReader(f):
+                label = {"real": 0, "fake": 1}.get(r["label"])
+                if label is None:
+                    raise ConfigError("compare", f"{csv_path}: row {r.get('index')} has no real/fake label")
+                p = float(r["p_fake"])
+                logit = float(r["logit"]) if r.get("logit") else p
+                rows[int(r["index"])] = (label, p, r.get("source", ""), logit)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:  # a truncated or edited file
+        raise ConfigError(
+            "compare", f"{csv_path} is unreadable ({type(e).__name__}: {e}); test again"
+        ) from None
     return rows, (report.get("data") or {}).get("content_hash", ""), report
 
 

@@ -42,7 +42,7 @@ class PredictionWriter(TableCollector):
         table = self.tables.get("predict")
         if table is None or not trainer.is_global_zero:
             return
-        folder = results_folder(self.results_dir, table)
+        folder = results_folder(self.results_dir, table, {"threshold": self.threshold})
         self.path = write_atomic(folder / "predictions.csv", table.to_csv(threshold=self.threshold))
         if self.threshold is None:
             n_fake, thr = (

@@ -18,11 +18,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..errors import NonFiniteError
 from .calibration import IDENTITY, Calibration
 
 LABEL_NAMES = {0: "real", 1: "fake", -1: ""}
@@ -95,6 +97,12 @@ class PredictionTable:
         self.index, self.logit = index[order], self.logit.float().cpu()[order]
         if len(self.index) and (int(self.index[-1]) >= len(self.manifest) or int(self.index[0]) < 0):
             raise ValueError(f"row index out of range for a manifest of {len(self.manifest)} rows")
+        bad = ~torch.isfinite(self.logit)
+        if bool(bad.any()):  # the one gate before every metric, report and predictions file
+            raise NonFiniteError(
+                f"{self.checkpoint or 'the model'} gave NaN or infinite logits for {int(bad.sum())} of "
+                f"{len(self)} images of {self.manifest.key}: no metric or prediction is made from them"
+            )
 
     # ------------------------------------------------------------------ columns
     def __len__(self) -> int:
@@ -191,9 +199,46 @@ def checkpoint_key(ckpt: str | Path | None) -> str:
     return f"{p.stem}-{h}"
 
 
-def results_folder(results_dir: str | Path, table: PredictionTable) -> Path:
-    """results/<checkpoint key>/<data key>/: one folder per (checkpoint, data) pair."""
-    return Path(results_dir) / checkpoint_key(table.checkpoint) / table.manifest.key
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | Path) -> str:
+    """blake2b of a file's bytes (remembered per path, size and mtime: robustness passes ask again)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.blake2b(digest_size=16)
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
+
+
+def scoring_key(table: PredictionTable, options: dict | None = None) -> str:
+    """8 hex digits naming everything besides the data that changes a result's numbers: the checkpoint
+    file's bytes (a retrained last.ckpt, or a namesake from another runs tree, is another model), the
+    calibration and threshold rule applied, and the options of the writer (robustness, reference
+    sources, ...)."""
+    ckpt = table.checkpoint
+    what = {
+        "checkpoint": file_digest(ckpt) if ckpt and Path(ckpt).is_file() else str(ckpt),
+        "calibration": table.calibration.to_dict(),
+        "options": options or {},
+    }
+    blob = json.dumps(what, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(blob, digest_size=4).hexdigest()
+
+
+def results_folder(results_dir: str | Path, table: PredictionTable, options: dict | None = None) -> Path:
+    """results/<checkpoint key>/<data key>-<scoring key>/: one folder per (checkpoint bytes, data,
+    calibration, options), so a result is never replaced by one that differs from it."""
+    return (
+        Path(results_dir)
+        / checkpoint_key(table.checkpoint)
+        / f"{table.manifest.key}-{scoring_key(table, options)}"
+    )
 
 
 def latest_results(results_dir: str | Path, ckpt: str | Path) -> Path:

@@ -79,13 +79,15 @@ class TestReport(TableCollector):
         table = self.tables.get("test")
         dm = trainer.datamodule
         if table is None:  # collect_predictions off, or a module without manifests: metrics only
-            from .table import checkpoint_key
+            from .table import checkpoint_key, file_digest
 
-            out = Path(self.results_dir) / checkpoint_key(trainer.ckpt_path) / "metrics-only"
+            ckpt = trainer.ckpt_path
+            digest = file_digest(ckpt)[:8] if ckpt and Path(ckpt).is_file() else "none"
+            out = Path(self.results_dir) / checkpoint_key(ckpt) / f"metrics-only-{digest}"
             write_json(out / "metrics.json", self._metrics)
             self.last_dir = out
             return out
-        out = results_folder(self.results_dir, table)
+        out = results_folder(self.results_dir, table, self.options())
         write_json(out / "metrics.json", {**self._metrics, "data": table.manifest.describe()})
         from .ood_report import write_source_report
 
@@ -105,6 +107,17 @@ class TestReport(TableCollector):
         self.last_dir = out
         print(f"cifake: test results written to {out}/", file=sys.stderr)
         return out
+
+    def options(self) -> dict:
+        """What besides checkpoint, data and calibration changes this report (part of its folder's key)."""
+        return {
+            "robustness": self.robustness,
+            "gallery_size": self.gallery_size,
+            "ece_bins": self.ece_bins,
+            "reference": [self.reference_real, self.reference_fake],
+            "seen": self.seen,
+            "ood_real": self.ood_real,
+        }
 
     def run_robustness(self, trainer, model) -> dict[str, PredictionTable]:
         """Score the test split once per perturbation through `trainer.predict` and rewrite the report."""

@@ -85,10 +85,10 @@ class AutoencoderModule(L.LightningModule):
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        return self._step(batch, "val")  # checked by callbacks.FiniteGuard
 
     def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+        return self._step(batch, "test")
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)

@@ -49,7 +49,22 @@ def read_checkpoint(path: str | Path) -> dict:
     except InvalidVersion:
         raise CheckpointError(f"has an unreadable Lightning version {version!r}", path) from None
     check_class_paths(ckpt.get("hyper_parameters", {}), path)
+    check_finite_weights(ckpt, path)
     return ckpt
+
+
+def check_finite_weights(ckpt: dict, path: str | Path) -> None:
+    """Refuse a checkpoint whose weights or stored validation scores hold NaN/inf (a diverged run saved
+    by an older version): scoring it would call every image one class and rank them at random."""
+    stores = {"state_dict": ckpt["state_dict"], "cifake_val_scores": ckpt.get("cifake_val_scores") or {}}
+    for store, tensors in stores.items():
+        for name, t in tensors.items() if isinstance(tensors, dict) else ():
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise CheckpointError(
+                    f"{store}[{name!r}] holds NaN or infinite values: the run that saved it diverged, so it "
+                    "cannot score images (retrain with a lower learning rate)",
+                    path,
+                )
 
 
 #: Classes a checkpoint's saved config may name. Rebuilding a model imports the modules its config names,

@@ -227,6 +227,7 @@ class ImageClassifier(LightningModule):
             self._val_parts.append(
                 (logits.detach().float(), batch["label"].detach().long())
             )  # stays on device
+        return logits  # checked for finite values by callbacks.FiniteGuard
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         """Metrics as in validation; returns {"index", "logit"} per image for the predictions table."""

@@ -117,6 +117,7 @@ class GridClassifier(L.LightningModule):
                 self._val_parts.setdefault(name, []).append(o.detach().float())
         if split == "val" and not self.trainer.sanity_checking:
             self._val_parts.setdefault("_label", []).append(y.detach().long())
+        return outs  # checked for finite values by callbacks.FiniteGuard
 
     def _log_epoch(self, split: str) -> None:
         metrics = self.val_metrics if split == "val" else self.test_metrics
@@ -131,7 +132,7 @@ class GridClassifier(L.LightningModule):
         self.log(f"{split}/acc_mean", torch.stack(accs).mean(), prog_bar=True)
 
     def validation_step(self, batch, batch_idx):
-        self._eval(batch, "val")
+        return self._eval(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
@@ -150,7 +151,7 @@ class GridClassifier(L.LightningModule):
         self.val_scores = {name: {"logit": z, "label": label} for name, z in got.items()}
 
     def test_step(self, batch, batch_idx):
-        self._eval(batch, "test")
+        return self._eval(batch, "test")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")

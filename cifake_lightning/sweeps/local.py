@@ -11,8 +11,13 @@ record and ``--resume`` skips what already finished. GPU machines can spread wor
 from __future__ import annotations
 
 import csv
+import ctypes
+import fcntl
+import hashlib
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -25,12 +30,22 @@ from .spec import command_for, describe, grid_runs, load_sweep, propose
 
 
 def run_slug(params: dict) -> str:
-    parts = []
+    """A readable, unique run name part for one set of parameters: `conv32x2` or `lr=0.001-batch=64`.
+
+    Where the readable form loses information (two keys ending alike, characters replaced, over 80
+    characters), a hash of the full parameters is appended, so two different runs of any sweep file
+    never share a name, a folder or a manifest entry."""
+    parts, lossy = [], len({k.split(".")[-1] for k in params}) < len(params)
     for k, v in params.items():
         key = k.split(".")[-1]
         val = re.sub(r"[^A-Za-z0-9.+-]+", "_", str(v))
+        lossy |= val != str(v)
         parts.append(val if key in ("topology",) else f"{key}={val}")
-    return "-".join(parts)[:80]
+    slug = "-".join(parts)
+    if lossy or len(slug) > 80:
+        digest = hashlib.blake2b(json.dumps(params, sort_keys=True, default=str).encode(), digest_size=3)
+        slug = f"{slug[:72]}-{digest.hexdigest()}"
+    return slug
 
 
 def final_metric(save_dir: Path, name: str, metric: str | None) -> float | None:
@@ -48,6 +63,32 @@ def final_metric(save_dir: Path, name: str, metric: str | None) -> float | None:
             if row.get(metric):
                 vals.append(float(row[metric]))
     return vals[-1] if vals else None
+
+
+def _claim(path: Path):
+    """An open lock file held with flock, or None when another process holds it. The child run inherits
+    the descriptor, so the lock stays held while the run lives, even if this sweep process is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a")  # noqa: SIM115 - closed by the caller's `with`
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+try:  # loaded here, not in the forked child (no imports between fork and exec)
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the run's lock still keeps --resume off it
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the sweep's worker thread dies with its process
+    (Linux PR_SET_PDEATHSIG = 1), so a killed sweep never leaves its run training on."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)
 
 
 class LocalSweep:
@@ -79,17 +120,40 @@ class LocalSweep:
         self.gpus, self.save_dir, self.resume, self.quiet = gpus or [], Path(save_dir), resume, quiet
         self.manifest_path = self.save_dir / "sweeps" / self.name / "manifest.json"
         self.records: list[dict] = []
+        self.skipped: list[str] = []  # runs another process was running
         self._lock = threading.Lock()
         self.metric = self.cfg.get("metric", {}).get("name")
 
     def _load_manifest(self) -> None:
-        import json
+        if not (self.resume and self.manifest_path.is_file()):
+            return
+        from ..errors import ConfigError
 
-        if self.resume and self.manifest_path.is_file():
-            self.records = json.loads(self.manifest_path.read_text())["runs"]
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+            records = manifest["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(
+                "--resume", f"{self.manifest_path} is unreadable ({e}); rerun without --resume"
+            ) from None
+        then = {"config": manifest.get("config"), "extra": manifest.get("extra", [])}
+        now = json.loads(json.dumps({"config": self.cfg, "extra": self.extra}, default=str))
+        if then != now:
+            why = "the sweep file changed" if then["config"] != now["config"] else ""
+            if then["extra"] != now["extra"]:
+                why += ("; " if why else "") + f"run arguments then {then['extra']}, now {now['extra']}"
+            raise ConfigError(
+                "--resume",
+                f"{self.manifest_path} records a sweep with other settings ({why}): its finished runs are not "
+                "runs of this one. Resume with the same sweep file and arguments, or drop --resume to run it again",
+            )
+        self.records = records
 
     def _save(self) -> None:
-        write_json(self.manifest_path, {"sweep": str(self.path), "config": self.cfg, "runs": self.records})
+        write_json(
+            self.manifest_path,
+            {"sweep": str(self.path), "config": self.cfg, "extra": self.extra, "runs": self.records},
+        )
 
     def _run_one(self, params: dict, slot: int) -> dict:
         run_name = f"{self.name}-{run_slug(params)}"
@@ -105,8 +169,17 @@ class LocalSweep:
         t0 = time.perf_counter()
         log_path = self.save_dir / "sweeps" / self.name / "logs" / f"{run_name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "w") as log:
-            rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        lock = _claim(self.save_dir / "sweeps" / self.name / "locks" / f"{run_name}.lock")
+        if lock is None:
+            print(f"[skip] {run_name}: another process is running it (its lock is held)", flush=True)
+            with self._lock:
+                self.skipped.append(run_name)
+            return {"name": run_name, "params": params, "returncode": None}
+        with lock, open(log_path, "w") as log:
+            rc = subprocess.run(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
+                preexec_fn=_die_with_parent,
+            ).returncode  # fmt: skip
         rec = {
             "name": run_name,
             "params": params,

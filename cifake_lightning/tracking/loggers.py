@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,52 @@ def wandb_api_key_configured() -> bool:
         return False
 
 
+def wandb_reachable(timeout: float = 3.0) -> bool:
+    """Whether W&B's server (WANDB_BASE_URL, default api.wandb.ai) accepts a TCP connection within
+    `timeout` seconds. The name lookup runs in a thread too: without a network it can block far longer
+    than a socket timeout (wandb itself retried for 105 s here before failing with a traceback)."""
+    url = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, name="wandb-probe", daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
 def resolve_wandb_mode(mode: str) -> str:
+    """The W&B mode a run uses, decided in at most a few seconds.
+
+    auto: WANDB_MODE when set, else online with an API key and offline without. Online (asked for or
+    chosen) needs a key and a reachable server; without either the run logs offline, saying so in one
+    line, instead of failing after minutes of retries."""
+    global _said_offline
     env = os.environ.get("WANDB_MODE")
     if mode == "auto":
         if env in ("online", "offline", "disabled", "dryrun"):
-            return "offline" if env == "dryrun" else env
-        return "online" if wandb_api_key_configured() else "offline"
+            mode = "offline" if env == "dryrun" else env
+        else:
+            mode = "online" if wandb_api_key_configured() else "offline"
+    if mode == "online":
+        why = (
+            ""
+            if wandb_api_key_configured()
+            else "online mode but no API key (WANDB_API_KEY or `wandb login`)"
+        )
+        if not why and not wandb_reachable():
+            why = f"{os.environ.get('WANDB_BASE_URL') or 'api.wandb.ai'} not reachable"
+        if why:
+            log.warning("W&B: %s: logging offline (upload later with `wandb sync`)", why)
+            _said_offline = True
+            return "offline"
     return mode
 
 
@@ -170,10 +213,7 @@ def build_loggers(
             from lightning.pytorch.loggers import WandbLogger
 
             if mode == "offline" and not _said_offline:
-                log.warning(
-                    "W&B: no API key configured, logging offline to %s/wandb (upload later with `wandb sync`)",
-                    run_dir,
-                )
+                log.warning("W&B: logging offline to %s/wandb (upload later with `wandb sync`)", run_dir)
                 _said_offline = True
             os.environ.setdefault("WANDB_SILENT", "true")  # no "anonymous setting" and banner chatter
             wandb_dir = run_dir  # wandb/ beside the version folders (CSV refuses a non-empty version folder)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -167,53 +170,59 @@ def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "result
     for base in map(Path, save_dirs):
         for metrics in sorted(base.glob("**/version_*/metrics.csv")):
             d = metrics.parent
-            cfg_path = d / "config.yaml"
-            if not cfg_path.is_file() or not (d / "checkpoints").is_dir():
+            if not (d / "config.yaml").is_file() or not (d / "checkpoints").is_dir():
                 continue  # test/validate runs have no checkpoints
-            config = yaml.safe_load(cfg_path.read_text()) or {}
-            info = (
-                json.loads((d / "run_info_fit.json").read_text())
-                if (d / "run_info_fit.json").is_file()
-                else {}
-            )
-            curves = _read_metrics(metrics)
-            model, topo = _model_name(config)
-            epochs = 1 + max((e for c in curves.values() for e, _ in c), default=-1)
-            best = best_epoch_metrics(curves)
-            run_tests = tests.get(str(d.resolve()), [])
-            test, test_data, others = _own_test(run_tests, config)
-            links = {}
-            for t in run_tests:
-                rep = Path(t["_folder"]) / "report.md"
-                if rep.is_file():
-                    links[f"test: {_data_label(t.get('data') or {})}"] = str(rep)
-            explain = sorted(d.glob("explain/epoch_*"))
-            if explain:
-                links["explanation maps"] = str(explain[-1])
-            data_cfg = config.get("data") or {}
-            root = (data_cfg.get("init_args") or {}).get("root") or ""
-            tags = ((config.get("tracking") or {}).get("tags")) or []
-            runs.append(
-                RunRecord(
-                    name=f"{d.parent.name}/{d.name}",
-                    path=str(d),
-                    model=model,
-                    topology=topo,
-                    params=info.get("params"),
-                    epochs=epochs,
-                    fit_seconds=info.get("fit_seconds"),
-                    best=best,
-                    test=test,
-                    curves=curves,
-                    test_data=test_data,
-                    other_tests=others,
-                    hparams=_hparams(config),
-                    tags=list(tags),
-                    train_data=f"{str(data_cfg.get('class_path', '')).rsplit('.', 1)[-1]} {Path(str(root)).name}".strip(),
-                    links=links,
-                )
-            )
+            try:
+                runs.append(_local_run(d, tests))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as e:
+                # one damaged run (a truncated run_info_fit.json, a hand-edited config.yaml) must not
+                # take the whole comparison down: skip it and say which and why
+                first = (str(e).splitlines() or [""])[0][:160]
+                log.warning("skipping run %s: %s: %s", d, type(e).__name__, first)
     return runs
+
+
+def _local_run(d: Path, tests: dict[str, list[dict]]) -> RunRecord:
+    """The RunRecord of one version folder (raises on unreadable files; collect_local skips those)."""
+    config = yaml.safe_load((d / "config.yaml").read_text()) or {}
+    if not isinstance(config, dict):
+        raise ValueError("config.yaml does not hold a mapping")
+    info = json.loads((d / "run_info_fit.json").read_text()) if (d / "run_info_fit.json").is_file() else {}
+    curves = _read_metrics(d / "metrics.csv")
+    model, topo = _model_name(config)
+    epochs = 1 + max((e for c in curves.values() for e, _ in c), default=-1)
+    best = best_epoch_metrics(curves)
+    run_tests = tests.get(str(d.resolve()), [])
+    test, test_data, others = _own_test(run_tests, config)
+    links = {}
+    for t in run_tests:
+        rep = Path(t["_folder"]) / "report.md"
+        if rep.is_file():
+            links[f"test: {_data_label(t.get('data') or {})}"] = str(rep)
+    explain = sorted(d.glob("explain/epoch_*"))
+    if explain:
+        links["explanation maps"] = str(explain[-1])
+    data_cfg = config.get("data") or {}
+    root = (data_cfg.get("init_args") or {}).get("root") or ""
+    tags = ((config.get("tracking") or {}).get("tags")) or []
+    return RunRecord(
+        name=f"{d.parent.name}/{d.name}",
+        path=str(d),
+        model=model,
+        topology=topo,
+        params=info.get("params"),
+        epochs=epochs,
+        fit_seconds=info.get("fit_seconds"),
+        best=best,
+        test=test,
+        curves=curves,
+        test_data=test_data,
+        other_tests=others,
+        hparams=_hparams(config),
+        tags=list(tags),
+        train_data=f"{str(data_cfg.get('class_path', '')).rsplit('.', 1)[-1]} {Path(str(root)).name}".strip(),
+        links=links,
+    )
 
 
 def collect_wandb(project: str, entity: str | None = None, limit: int = 500) -> list[RunRecord]:

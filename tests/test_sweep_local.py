@@ -1,0 +1,127 @@
+"""sweeps/local.LocalSweep bookkeeping for any sweep file: unique run names, a killed sweep takes its
+run with it, a run still going is not started twice, --resume only resumes the same sweep (issue 26)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cifake_lightning.errors import ConfigError
+from cifake_lightning.sweeps.local import LocalSweep, run_slug
+
+REPO = Path(__file__).resolve().parents[1]
+
+SLEEPER = """
+import os, sys, time
+from pathlib import Path
+Path(sys.argv[1].split("=", 1)[1]).write_text(str(os.getpid()))
+time.sleep(float(os.environ.get("SLEEP", "60")))
+"""
+
+
+def _sweep(tmp_path, values=("a", "b")) -> Path:
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    spec = {
+        "program": str(tmp_path / "sleeper.py"),
+        "method": "grid",
+        "command": ["${interpreter}", "${program}", "${args}"],
+        "parameters": {"pidfile": {"values": [str(tmp_path / f"{v}.pid") for v in values]}},
+    }
+    path = tmp_path / "sleepy.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _start(sweep: Path, tmp_path, *extra, sleep="60"):
+    code = ("import sys; from cifake_lightning.commands.sweep_cmd import main; "
+            "main(['local', sys.argv[1], '--save-dir', sys.argv[2], *sys.argv[3:]])")  # fmt: skip
+    env = {**os.environ, "SLEEP": sleep, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", code, str(sweep), str(tmp_path / "runs"), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def _wait_for(path: Path, seconds=30.0) -> int:
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        if path.is_file() and path.read_text():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def test_killed_sweep_takes_its_running_child_with_it(tmp_path):
+    sweep = _sweep(tmp_path)
+    proc = _start(sweep, tmp_path)
+    child = _wait_for(tmp_path / "a.pid")
+    assert _alive(child)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    t0 = time.time()
+    while _alive(child) and time.time() - t0 < 5:
+        time.sleep(0.05)
+    assert not _alive(child), "the sweep's run kept going after the sweep was killed"
+
+
+def test_a_run_still_going_in_another_process_is_not_started_again(tmp_path):
+    sweep = _sweep(tmp_path, values=("a",))
+    first = _start(sweep, tmp_path)
+    child = _wait_for(tmp_path / "a.pid")
+    try:
+        second = _start(sweep, tmp_path, "--resume", sleep="0")
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 1 and "another process is running it" in out
+        assert int((tmp_path / "a.pid").read_text()) == child  # not started twice
+    finally:
+        first.kill()
+        first.wait(10)
+
+
+def test_resume_of_a_sweep_with_other_arguments_is_refused(tmp_path):
+    sweep = _sweep(tmp_path, values=("a",))
+    manifest = tmp_path / "runs" / "sweeps" / "sleepy" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(
+        json.dumps({"config": yaml.safe_load(sweep.read_text()), "extra": ["--x=1"], "runs": []})
+    )
+    with pytest.raises(ConfigError, match="run arguments then"):
+        LocalSweep(sweep, save_dir=str(tmp_path / "runs"), extra=["--x=2"], resume=True).run()
+    changed = yaml.safe_load(sweep.read_text())
+    changed["parameters"]["pidfile"]["values"].append("elsewhere")
+    sweep.write_text(yaml.safe_dump(changed))
+    with pytest.raises(ConfigError, match="the sweep file changed"):
+        LocalSweep(sweep, save_dir=str(tmp_path / "runs"), extra=["--x=1"], resume=True).run()
+    manifest.write_text('{"runs": [')
+    with pytest.raises(ConfigError, match="unreadable"):
+        LocalSweep(sweep, save_dir=str(tmp_path / "runs"), resume=True).run()
+
+
+def test_run_names_are_unique_for_any_parameters():
+    cases = [
+        {"model.lr": 0.1, "data.lr": 0.2},
+        {"model.lr": 0.2, "data.lr": 0.1},
+        {"data.root": "a/b"},
+        {"data.root": "a_b"},
+        {"data.root": "x" * 90 + "1"},
+        {"data.root": "x" * 90 + "2"},
+    ]
+    assert len({run_slug(p) for p in cases}) == len(cases)
+    assert run_slug({"model.init_args.backbone.init_args.topology": "conv32x2"}) == "conv32x2"  # readable
