@@ -154,10 +154,7 @@ def test_fit_stores_validation_scores_and_test_uses_them(cifake_root, demo_ckpt,
             cwd=tmp_path,
         )
         assert r.returncode == 0, r.stderr[-3000:]
-        out = next(
-            p.parent
-            for p in sorted((tmp_path / "results").rglob("report.json"), key=lambda p: p.stat().st_mtime)
-        )
+        out = sorted((tmp_path / "results").rglob("report.json"), key=lambda p: p.stat().st_mtime)[-1].parent
         return json.loads((out / "report.json").read_text()), out
 
     report, out = test()

@@ -141,7 +141,9 @@ def decode_image_bytes(
             if frames > 1:
                 img.seek(0)
                 warnings.warn(
-                    f"{path}: animated image of {frames} frames; only the first is used", ImageWarning
+                    f"{path}: animated image of {frames} frames; only the first is used",
+                    ImageWarning,
+                    stacklevel=2,
                 )
             img = ImageOps.exif_transpose(img)  # as viewers show it (a phone photo's rotation)
             img = _to_rgb(img)
