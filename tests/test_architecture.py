@@ -48,8 +48,9 @@ def test_explain_callback_does_not_fall_back_to_test_images(cifake_root, caplog)
 
 
 def test_reliability_diagram_uses_the_ece_bins(tmp_path, monkeypatch):
+    from cifake_lightning.data.split import SplitManifest
     from cifake_lightning.evaluate import ood_report
-    from cifake_lightning.evaluate.table import PredictionTable, SplitManifest
+    from cifake_lightning.evaluate.table import PredictionTable
 
     seen = {}
 

@@ -12,8 +12,8 @@ import torch
 from helpers.run import QUIET, cifake
 
 from cifake_lightning.errors import ConfigError
-from cifake_lightning.evaluate import calibration as C
 from cifake_lightning.evaluate.ood import unseen_summary
+from cifake_lightning.models import calibration as C
 
 
 def _scores(n=2000, sep=3.0, scale=4.0, seed=0):

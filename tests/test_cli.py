@@ -145,7 +145,7 @@ def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_pat
     from PIL import Image
 
     from cifake_lightning.data.image_io import load_image_tensor
-    from cifake_lightning.models.checkpoint import load_classifier
+    from cifake_lightning.models.detector import Detector
 
     images = tmp_path / "to score"
     (images / "a").mkdir(parents=True)
@@ -173,7 +173,7 @@ def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_pat
         rows = list(csv.DictReader(f))
     expected = [f"a/{i}.jpg" for i in range(5)] + ["b/c/" + f"{i}.jpg" for i in range(5)] + ["big.png"]
     assert sorted(r["file"] for r in rows) == sorted(expected)
-    model = load_classifier(demo_ckpt).eval()
+    model = Detector.from_checkpoint(demo_ckpt).eval()
     for r in rows:
         if r["file"].endswith(".jpg"):
             x = load_image_tensor(images / r["file"]).float().div(255).unsqueeze(0)

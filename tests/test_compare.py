@@ -97,9 +97,10 @@ def test_report_rows_carry_real_and_fake_accuracy_and_nll():
 
 
 def test_real_false_positives_per_content_class(tmp_path):
+    from cifake_lightning.data.split import SplitManifest
     from cifake_lightning.evaluate.ood import real_bias_by_class
     from cifake_lightning.evaluate.ood_report import write_source_report
-    from cifake_lightning.evaluate.table import PredictionTable, SplitManifest
+    from cifake_lightning.evaluate.table import PredictionTable
 
     cc = torch.arange(40) % 10
     label = (torch.arange(40) >= 30).long()  # 30 reals (3 per class), 10 fakes

@@ -19,12 +19,14 @@ FAST = ["bird_lotfi", "conv16x1", "conv128x2-dense32x3", "attention_cnn", "light
 SLOW = ["resnet50", "vgg16_bn", "vit_small"]
 
 
-def _classifier(name: str, **kw) -> ImageClassifier:
+def _classifier(name: str, **kw):
+    """The Detector of a classifier calibrated on made-up validation scores."""
     m = ImageClassifier(create_model(name, **kw), calibration="temperature", threshold="fpr:0.1")
     g = torch.Generator().manual_seed(0)
     m.val_scores = {"logit": torch.randn(200, generator=g) * 3 + torch.arange(200).remainder(2) * 4,
                     "label": torch.arange(200).remainder(2)}  # fmt: skip
-    return m.eval()
+    m.detector.calibration = m.calibration
+    return m.detector.eval()
 
 
 def _check(name, fmt, tmp_path):
@@ -60,7 +62,7 @@ def test_npr_preprocessing_is_inside_the_export(tmp_path):
     from cifake_lightning.models import ArtifactResidual
 
     m = _classifier("bird_lotfi")
-    m.preprocess = ArtifactResidual("npr")
+    m.preprocess = ArtifactResidual("npr")  # the Detector's preprocess stage
     _, diff = export_module(m, "onnx", tmp_path / "npr.onnx")
     assert diff <= 1e-4
 

@@ -11,9 +11,10 @@ import torch
 from helpers.run import QUIET
 
 from cifake_lightning.cli import main
+from cifake_lightning.data.split import SplitManifest
 from cifake_lightning.errors import CheckpointError, NonFiniteError
-from cifake_lightning.evaluate.calibration import fit
-from cifake_lightning.evaluate.table import PredictionTable, SplitManifest
+from cifake_lightning.evaluate.table import PredictionTable
+from cifake_lightning.models.calibration import fit
 from cifake_lightning.models.checkpoint import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -49,7 +49,7 @@ def test_grid_topology_matches_separate_training(cifake_root, tmp_path):
 def test_grid_export_writes_single_run_folders(cifake_root, tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
-    from cifake_lightning.models.checkpoint import load_classifier
+    from cifake_lightning.models.detector import Detector
 
     logger = CSVLogger(tmp_path / "runs", name="grid", version=0)
     grid = GridClassifier(topologies=TOPS[:2], seed=0)
@@ -62,7 +62,7 @@ def test_grid_export_writes_single_run_folders(cifake_root, tmp_path):
         header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
         assert {"val/acc", "val/loss", "val/auroc"} <= set(header)
         assert json.loads((run / "run_info_fit.json").read_text())["params"] > 0
-        model = load_classifier(run / "checkpoints" / "last.ckpt")
+        model = Detector.from_checkpoint(run / "checkpoints" / "last.ckpt")
         x = torch.rand(4, 3, 32, 32)
         assert torch.allclose(model(x), grid(x)[name], atol=1e-5)
         # each exported checkpoint carries its own topology's last validation logits, so `cifake test`

@@ -80,7 +80,7 @@ def test_zero_epochs_is_refused(cifake_root, tmp_path, monkeypatch, capsys):
 def test_one_validation_image_says_why_there_is_no_threshold():
     import torch
 
-    from cifake_lightning.evaluate.calibration import fit
+    from cifake_lightning.models.calibration import fit
 
     text = fit(torch.tensor([0.3]), torch.tensor([1])).describe()
     assert "validation held 0 real and 1 fake" in text and "no validation scores stored" not in text

@@ -10,9 +10,9 @@ import json
 import torch
 from helpers.run import QUIET
 
+from cifake_lightning.data.split import SplitManifest
 from cifake_lightning.evaluate.table import (
     PredictionTable,
-    SplitManifest,
     checkpoint_key,
     latest_results,
     results_folder,
@@ -53,7 +53,7 @@ def test_table_is_sorted_by_row_and_reads_metadata_from_the_manifest():
 
 
 def test_calibration_scales_every_consumers_probabilities():
-    from cifake_lightning.evaluate.calibration import Calibration
+    from cifake_lightning.models.calibration import Calibration
 
     t = PredictionTable(torch.arange(6), torch.tensor([-3.0, 2.0, -1.0, 2.0, 0.5, 2.0]), _manifest())
     t.calibration = Calibration(method="temperature", scale=0.5, threshold_logit=1.0, threshold=0.62)
@@ -121,7 +121,7 @@ def test_one_checkpoint_tested_on_two_data_sets_keeps_both_results(
 def test_results_folder_names_everything_that_changes_the_numbers(tmp_path):
     """Another checkpoint file of the same name (a namesake from another runs tree, a retrained
     last.ckpt), another calibration/threshold or other writer options give another folder."""
-    from cifake_lightning.evaluate.calibration import Calibration
+    from cifake_lightning.models.calibration import Calibration
 
     a = tmp_path / "runs" / "A" / "version_0" / "checkpoints" / "best-epoch01.ckpt"
     b = tmp_path / "other" / "runs" / "A" / "version_0" / "checkpoints" / "best-epoch01.ckpt"

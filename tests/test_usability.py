@@ -43,7 +43,7 @@ def test_predict_scores_files_folders_and_globs_with_a_row_per_input(cifake_root
     from PIL import Image
 
     from cifake_lightning.data.image_io import load_image_tensor
-    from cifake_lightning.models.checkpoint import load_classifier
+    from cifake_lightning.models.detector import Detector
 
     d = tmp_path / "imgs"
     (d / "sub").mkdir(parents=True)
@@ -71,7 +71,7 @@ def test_predict_scores_files_folders_and_globs_with_a_row_per_input(cifake_root
         and "centre-cropped" in by["wide.webp"]["warning"]
     )
     assert by["one.jpg"]["warning"] == ""
-    model = load_classifier(demo_ckpt)
+    model = Detector.from_checkpoint(demo_ckpt)
     x = load_image_tensor(tmp_path / "one.jpg").float().div(255)[None]
     with torch.no_grad():
         logit = float(model(x))

@@ -77,7 +77,7 @@ class GridExport(L.Callback):
             **model.get("init_args", {}),
             "_instantiator": "lightning.pytorch.cli.instantiate_module",
         }
-        state = {f"backbone.{k}": v.detach().cpu() for k, v in backbone.state_dict().items()}
+        state = {f"detector.backbone.{k}": v.detach().cpu() for k, v in backbone.state_dict().items()}
         ckpt = {
             "state_dict": state,
             "hyper_parameters": hparams,

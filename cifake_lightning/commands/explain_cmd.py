@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
     from ..errors import CifakeError, ConfigError
     from ..explain.probe import choose_probe
     from ..explain.report import ExplainSettings, explain, write_outputs
-    from ..models.checkpoint import load_classifier
+    from ..models.detector import Detector
 
     parser = _parser()
     cfg = parser.parse_args(argv)
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> None:
         if cfg.device == "auto" and torch.cuda.is_available()
         else (cfg.device if cfg.device != "auto" else "cpu")
     )
-    model = load_classifier(ckpt, map_location=device).to(device)
+    model = Detector.from_checkpoint(ckpt, map_location=device)
     settings = ExplainSettings(**{k: v for k, v in vars(cfg.explain).items()})
     if cfg.images:
         images, labels, files = _folder_images(Path(cfg.images), cfg.n)

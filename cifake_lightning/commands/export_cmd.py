@@ -5,13 +5,13 @@
 
 The exported graph takes float images in [0, 1], shape (batch, 3, 32, 32), any batch size, and returns
 `logit` (raw), `p_fake` (calibrated as fitted on validation) and `is_fake` (the decision at the
-checkpoint's validation-chosen threshold): input normalisation, any preprocessing (e.g. NPR) and the
-calibration are inside it. The threshold, calibration and checkpoint path are also stored as ONNX
+checkpoint's validation-chosen threshold): it is the checkpoint's Detector (models/detector.py: input
+normalisation, any preprocessing such as NPR, the backbone) with its calibration inside. The threshold, calibration and checkpoint path are also stored as ONNX
 metadata / TorchScript attributes. After writing, the export is run on a batch of random images and
 compared with PyTorch (onnxruntime for ONNX; needs the `export` extra); a difference over 1e-4 stops
 with exit 2. Models that cannot be exported: `frequency: fft` dual-stream models (the ONNX exporter
-has no FFT; use dct or dct8), and models compiled with torch.compile (export the uncompiled
-checkpoint: compilation is not saved in it).
+has no FFT; use dct or dct8). A checkpoint trained with torch.compile exports as any other: compilation
+is not part of the weights, and the Detector is built uncompiled.
 """
 
 from __future__ import annotations
@@ -23,22 +23,18 @@ from pathlib import Path
 TOLERANCE = 1e-4
 
 
-def build_wrapper(model):
-    """nn.Module: images in [0, 1] -> (logit, calibrated p_fake, is_fake) with the model's calibration.
-
-    The network is models.plain.Detector (the classifier's forward without the LightningModule, whose
-    attributes tracing would read)."""
+def build_wrapper(detector):
+    """nn.Module: images in [0, 1] -> (logit, calibrated p_fake, is_fake): the Detector with its
+    calibration as buffers (tracing reads tensors, not the Calibration object)."""
     import torch
     from torch import nn
 
-    from ..models.plain import Detector
-
-    cal = model.calibration
+    cal = detector.calibration
 
     class Exported(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.detector = Detector.of(model)
+            self.detector = detector
             self.register_buffer("scale", torch.tensor(float(cal.scale)))
             self.register_buffer("bias", torch.tensor(float(cal.bias)))
             self.register_buffer("threshold_logit", torch.tensor(float(cal.threshold_logit)))
@@ -56,12 +52,12 @@ def export(
 ) -> tuple[Path, float]:
     """Export a checkpoint; returns (path, max |difference| from PyTorch on a random batch, or nan)."""
     from ..errors import ConfigError
-    from ..models.checkpoint import load_classifier
+    from ..models.detector import Detector
     from ..utils import check_output_not_input
 
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError("--format", f"choose onnx or torchscript, got {fmt!r}")
-    model = load_classifier(ckpt).eval()
+    model = Detector.from_checkpoint(ckpt)
     why = _not_exportable(model)
     if why:
         raise ConfigError("export", f"{Path(ckpt).name}: {why}")
@@ -73,7 +69,7 @@ def export(
 def export_module(
     model, fmt: str, out: str | Path, source: str = "", check: bool = True
 ) -> tuple[Path, float]:
-    """Export an ImageClassifier (see module docstring) to `out`, then check it against PyTorch."""
+    """Export a Detector (see module docstring) to `out`, then check it against PyTorch."""
     import math
 
     import torch
@@ -154,8 +150,6 @@ def run_export(path: str | Path, x, fmt: str | None = None):
 
 def _not_exportable(model) -> str | None:
     backbone = model.backbone
-    if getattr(model, "compile_backbone", False):
-        return "compiled with torch.compile; export the uncompiled checkpoint (--model.compile false)"
     if any(type(m).__name__ == "FrequencyTransform" and m.kind == "fft" for m in backbone.modules()):
         return "its frequency stream uses the FFT, which the ONNX exporter does not support; use dct or dct8"
     return None

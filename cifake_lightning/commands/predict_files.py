@@ -143,12 +143,12 @@ def main(argv: list[str]) -> None:
     import numpy as np
     import torch
 
-    from ..models.plain import load_detector
+    from ..models.detector import Detector
 
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    model = load_detector(ckpt, map_location=device)
+    model = Detector.from_checkpoint(ckpt, map_location=device)
     size = 32  # every data module feeds the models 32x32 images (CachedImageDataModule.image_size)
     cal = model.calibration
     rows: list[dict] = []

@@ -88,8 +88,6 @@ class CachedImageDataModule(L.LightningDataModule):
         self.progress = progress
         self.augmentation = build_augmentation(self.augment_config, self.image_size)
         self._splits: dict[str, DecodedSplit] = {}  # private: consumers use manifest()/images()
-        #: name of a robustness perturbation (evaluate/robustness.py) applied to evaluation batches, or None
-        self.eval_perturbation: str | None = None
         self._stage: str | None = None  # the stage setup() was called for ("fit", "test", ...)
         self._device_copies: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
 
@@ -223,8 +221,7 @@ class CachedImageDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ device-side transform
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """uint8 -> float [0,1] on the model's device; augment training batches; perturb evaluation
-        batches when a robustness pass asked for it (`eval_perturbation`)."""
+        """uint8 -> float [0,1] on the model's device; augment training batches."""
         x = batch["image"].float().div_(255.0)
         trainer = self.trainer
         training = trainer is not None and trainer.training
@@ -237,10 +234,6 @@ class CachedImageDataModule(L.LightningDataModule):
             x = blur_reals(
                 x, batch["label"], self.augment_config.real_blur, self.augment_config.real_blur_sigma
             )
-        if self.eval_perturbation is not None and not training:
-            from ..evaluate.robustness import PERTURBATIONS
-
-            x = PERTURBATIONS[self.eval_perturbation](x)
         batch["image"] = x
         return batch
 
@@ -268,7 +261,7 @@ class CachedImageDataModule(L.LightningDataModule):
 
     def manifest(self, split: str):
         """The frozen SplitManifest of a split: what a PredictionTable of it refers to."""
-        from ..evaluate.table import SplitManifest
+        from .split import SplitManifest
 
         d = self.decoded(split)
         return SplitManifest(

@@ -81,3 +81,48 @@ class DecodedSplit:
         (so a different resize policy or crop is different data), labels, sources and content classes.
         Results are keyed by it and `cifake compare` pairs only results with the same hash."""
         return self._hash
+
+
+@dataclass(frozen=True)
+class SplitManifest:
+    """What one split of a data module holds, row by row (no pixels).
+
+    Attributes:
+        split: the split's name (train, val, test, predict).
+        data: the data module's class name; root: the folder it read.
+        files: relative path of each row's file; labels: 0 real, 1 fake, -1 unlabelled.
+        source: index into `source_names` per row; content_class: CIFAR-10 class or -1.
+        content_hash: hash of every file name and its bytes (changes when any image changes).
+    """
+
+    split: str
+    data: str
+    root: str
+    files: tuple[str, ...]
+    labels: torch.Tensor
+    source: torch.Tensor
+    content_class: torch.Tensor
+    source_names: tuple[str, ...]
+    content_hash: str
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def key(self) -> str:
+        """Short name of this data for result folders: `<split>-<first 10 hex of the content hash>`."""
+        return f"{self.split}-{self.content_hash[:10]}"
+
+    def describe(self) -> dict:
+        """JSON-able summary (no per-row lists): what a report says it scored."""
+        n_fake = int((self.labels == 1).sum())
+        return {
+            "split": self.split,
+            "data": self.data,
+            "root": self.root,
+            "n": len(self),
+            "real": int((self.labels == 0).sum()),
+            "fake": n_fake,
+            "sources": list(self.source_names),
+            "content_hash": self.content_hash,
+        }

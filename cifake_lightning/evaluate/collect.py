@@ -11,8 +11,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from .calibration import IDENTITY
-from .table import PredictionTable, gather_uneven
+from ..distributed import gather_uneven
+from ..models.calibration import IDENTITY
+from .table import PredictionTable
 
 
 class TableCollector(L.Callback):
@@ -48,7 +49,6 @@ class TableCollector(L.Callback):
             local["logit"],
             dm.manifest(split),
             checkpoint=trainer.ckpt_path,
-            perturbation=getattr(dm, "eval_perturbation", None),
             calibration=getattr(pl_module, "calibration", None) or IDENTITY,
         )
 

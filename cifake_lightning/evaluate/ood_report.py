@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..models.calibration import ece as _ece
 from ..utils import write_atomic, write_json
-from .calibration import ece as _ece
 from .ood import (
     COLUMNS,
     UNSEEN_COLUMNS,

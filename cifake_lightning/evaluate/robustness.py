@@ -1,8 +1,9 @@
 """Perturbations real-world fakes go through (re-compression, blur, resizing), applied to test images.
 
-Each takes and returns float (B, 3, H, W) images in [0, 1]. A robustness pass sets a data module's
-`eval_perturbation` to one of these names and runs the ordinary predict path (TestReport.run_robustness). JPEG uses the real codec (PIL, libjpeg)
-rather than a differentiable approximation, since the point is to match what platforms do to images.
+Each takes and returns float (B, 3, H, W) images in [0, 1]. A robustness pass (TestReport.run_robustness)
+feeds the model the test images through one of them (`perturbed_logits`): the data module is never asked
+to perturb. JPEG uses the real codec (PIL, libjpeg) rather than a differentiable approximation, since the
+point is to match what platforms do to images.
 """
 
 from __future__ import annotations
@@ -47,3 +48,18 @@ PERTURBATIONS = {
     "scale0.75": functools.partial(rescale, factor=0.75),
     "scale0.5": functools.partial(rescale, factor=0.5),
 }
+
+
+@torch.no_grad()
+def perturbed_logits(model, images: torch.Tensor, perturb, batch_size: int = 512) -> torch.Tensor:
+    """(N,) logits of `model` (float [0, 1] images in, logits out) on uint8 (N, 3, H, W) `images`
+    perturbed by `perturb`, batch by batch on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device).float().div_(255.0)
+        out.append(model(perturb(x)).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)

@@ -24,55 +24,11 @@ from pathlib import Path
 
 import torch
 
+from ..data.split import SplitManifest
 from ..errors import NonFiniteError
-from .calibration import IDENTITY, Calibration
+from ..models.calibration import IDENTITY, Calibration
 
 LABEL_NAMES = {0: "real", 1: "fake", -1: ""}
-
-
-@dataclass(frozen=True)
-class SplitManifest:
-    """What one split of a data module holds, row by row (no pixels).
-
-    Attributes:
-        split: the split's name (train, val, test, predict).
-        data: the data module's class name; root: the folder it read.
-        files: relative path of each row's file; labels: 0 real, 1 fake, -1 unlabelled.
-        source: index into `source_names` per row; content_class: CIFAR-10 class or -1.
-        content_hash: hash of every file name and its bytes (changes when any image changes).
-    """
-
-    split: str
-    data: str
-    root: str
-    files: tuple[str, ...]
-    labels: torch.Tensor
-    source: torch.Tensor
-    content_class: torch.Tensor
-    source_names: tuple[str, ...]
-    content_hash: str
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    @property
-    def key(self) -> str:
-        """Short name of this data for result folders: `<split>-<first 10 hex of the content hash>`."""
-        return f"{self.split}-{self.content_hash[:10]}"
-
-    def describe(self) -> dict:
-        """JSON-able summary (no per-row lists): what a report says it scored."""
-        n_fake = int((self.labels == 1).sum())
-        return {
-            "split": self.split,
-            "data": self.data,
-            "root": self.root,
-            "n": len(self),
-            "real": int((self.labels == 0).sum()),
-            "fake": n_fake,
-            "sources": list(self.source_names),
-            "content_hash": self.content_hash,
-        }
 
 
 @dataclass
@@ -80,7 +36,7 @@ class PredictionTable:
     """Per-image model outputs for one split, sorted by row index (see module docstring).
 
     `logit` is the model's raw output (positive = fake). `prob` applies the calibration stored with the
-    table (evaluate/calibration.py; none = the raw sigmoid), so calibrated scores flow to every consumer
+    table (models/calibration.py; none = the raw sigmoid), so calibrated scores flow to every consumer
     the same way; `decision` applies its validation-chosen threshold, `decision_at(0.5)` the fixed one.
     """
 
@@ -249,20 +205,3 @@ def latest_results(results_dir: str | Path, ckpt: str | Path) -> Path:
     if not found:
         raise FileNotFoundError(f"no results of {ckpt} under {base}")
     return found[-1].parent
-
-
-def gather_uneven(module, local: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """all_gather tensors whose first dimension differs between DDP ranks (pad, gather, trim).
-
-    Every rank must call it (it is a collective). Evaluation shards are not padded by the loader, so
-    ranks may hold different numbers of rows; each rank's true count is gathered first.
-    """
-    n = torch.tensor([len(next(iter(local.values())))], device=module.device)
-    sizes = module.all_gather(n).flatten().tolist()
-    top = max(sizes)
-    out = {}
-    for k, v in local.items():
-        pad = torch.zeros((top - len(v), *v.shape[1:]), dtype=v.dtype)
-        g = module.all_gather(torch.cat([v, pad]).to(module.device)).cpu()
-        out[k] = torch.cat([g[r, : sizes[r]] for r in range(len(sizes))])
-    return out

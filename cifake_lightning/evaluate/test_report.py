@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..utils import write_json
 from .collect import TableCollector
+from .robustness import PERTURBATIONS, perturbed_logits
 from .table import PredictionTable, results_folder
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class TestReport(TableCollector):
     Args:
         results_dir: root of result folders (default ``results``).
         robustness: also score the test set under JPEG re-compression, blur and rescaling; each
-            perturbation is one more pass of the same predict path (`run_robustness`).
+            perturbation is one more pass of the model over the perturbed test images (`run_robustness`).
         gallery_size: how many of the most confident false positives/negatives to show.
         ece_bins: bins of the expected calibration error and of the reliability diagram.
         reference_real, reference_fake: rank one-class sources against this source of the other class
@@ -120,25 +121,20 @@ class TestReport(TableCollector):
         }
 
     def run_robustness(self, trainer, model) -> dict[str, PredictionTable]:
-        """Score the test split once per perturbation through `trainer.predict` and rewrite the report."""
-        from .robustness import PERTURBATIONS
+        """Score the test split once per perturbation and rewrite the report (rank zero only).
 
-        dm = trainer.datamodule
-        tables: dict[str, PredictionTable] = {}
+        The perturbation is applied here, on the consumer side, to the batches fed to the model: the
+        data module only serves the clean images it decoded (evaluate/robustness.py)."""
         clean = self.tables.get("test")
-        if clean is None:
-            return tables
-        try:
-            for name in PERTURBATIONS:
-                dm.eval_perturbation = name
-                print(
-                    f"cifake: robustness pass {len(tables) + 1}/{len(PERTURBATIONS)}: {name}", file=sys.stderr
-                )
-                trainer.predict(model, datamodule=dm, return_predictions=False)
-                tables[name] = self.tables.pop("predict")
-        finally:
-            dm.eval_perturbation = None
-        self.tables["test"] = clean
-        if trainer.is_global_zero:
-            self.write(trainer, robustness=tables)
+        if clean is None or not trainer.is_global_zero:
+            return {}
+        images = trainer.datamodule.images(clean.manifest.split)[clean.index]
+        tables = {}
+        for i, name in enumerate(PERTURBATIONS, 1):
+            print(f"cifake: robustness pass {i}/{len(PERTURBATIONS)}: {name}", file=sys.stderr)
+            logit = perturbed_logits(model, images, PERTURBATIONS[name], trainer.datamodule.eval_batch_size)
+            tables[name] = PredictionTable(
+                clean.index, logit, clean.manifest, clean.checkpoint, name, clean.calibration
+            )
+        self.write(trainer, robustness=tables)
         return tables

@@ -162,7 +162,7 @@ def explain_batch(
         ):
             x = x.detach().float().clone()
             with torch.no_grad():
-                from ..evaluate.calibration import calibrated_prob
+                from ..models.calibration import calibrated_prob
 
                 out["prob"] = calibrated_prob(classifier, classifier(x).float())
             sign = target_sign(classifier, x, target)

@@ -33,7 +33,7 @@ class _FromDCT(nn.Module):
 
     def forward(self, coeffs: torch.Tensor) -> torch.Tensor:
         x = block_idct2(coeffs, self.block) if self.block else idct2(coeffs)
-        from ..evaluate.calibration import calibrated_prob
+        from ..models.calibration import calibrated_prob
 
         return calibrated_prob(self.classifier, self.classifier(x.clamp(0, 1) if self.clamp else x).float())
 

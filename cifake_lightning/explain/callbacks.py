@@ -84,9 +84,12 @@ class ExplainCallback(L.Callback):
             return
         t0 = time.perf_counter()
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        model = getattr(pl_module, "detector", pl_module)  # the Detector, as `cifake explain` loads it
+        if model is not pl_module:
+            model.calibration = pl_module.calibration  # fitted on the latest validation scores
         with torch.random.fork_rng(devices=devices):
             ex = explain(
-                pl_module, probe.float_images(pl_module.device), probe.labels, probe.files, self.settings
+                model, probe.float_images(pl_module.device), probe.labels, probe.files, self.settings
             )
         seconds = time.perf_counter() - t0
         self.seconds.append(seconds)

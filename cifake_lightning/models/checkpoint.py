@@ -97,26 +97,3 @@ def check_class_paths(hparams, path: str | Path) -> None:
                 walk(v, f"{where}{i}.")
 
     walk(hparams, "hyper_parameters.")
-
-
-def load_classifier(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the LightningModule saved by `cifake fit` (model class and backbone from its hparams)."""
-    from lightning import LightningModule
-
-    ckpt = read_checkpoint(path)
-    hp = ckpt.get("hyper_parameters", {})
-    if "_instantiator" not in hp:
-        raise CheckpointError(
-            "has no saved model config (it was not written by `cifake fit`); load it in Python with "
-            "ImageClassifier.load_from_checkpoint(path, backbone=...)",
-            path,
-        )
-    try:
-        model = LightningModule.load_from_checkpoint(str(path), map_location=map_location, weights_only=True)
-    except (RuntimeError, KeyError, TypeError, ValueError, ImportError, AttributeError) as e:
-        raise CheckpointError(
-            f"cannot rebuild the model it was saved from ({type(e).__name__}: {str(e).splitlines()[0][:200]})",
-            path,
-        ) from None
-    model.eval()
-    return model

@@ -25,7 +25,7 @@ from torchmetrics.classification import (
 )
 
 from .compiling import check_compile_mode, compile_in_place, mark_step
-from .normalize import Normalize
+from .detector import Detector
 
 EVAL_SPLITS = ("val", "test")
 
@@ -83,7 +83,7 @@ class ImageClassifier(LightningModule):
         preprocess: optional module applied to [0, 1] images before normalisation (e.g. the ISITCAP
             AutoencoderFilter); attributions include it, as they should.
         calibration: how P(fake) is calibrated on the validation logits kept with each checkpoint:
-            temperature | platt | none (evaluate/calibration.py). Used by test, predict and explain.
+            temperature | platt | none (models/calibration.py). Used by test, predict and explain.
         threshold: the operating threshold, chosen on the same validation logits: fpr:<x> (at most a
             share x of validation reals called fake), youden, or a fixed P(fake) in (0, 1). Reports
             give accuracies at this threshold beside the fixed 0.5.
@@ -112,7 +112,7 @@ class ImageClassifier(LightningModule):
     ) -> None:
         super().__init__()
         from ..errors import ConfigError
-        from ..evaluate.calibration import check_method, check_rule
+        from .calibration import check_method, check_rule
 
         if not real_compact >= 0:
             raise ConfigError("model.real_compact", f"must be >= 0 (0 = off), got {real_compact}")
@@ -123,9 +123,7 @@ class ImageClassifier(LightningModule):
             self.save_hyperparameters()
         else:  # plain Python use: modules are not serialisable config; the caller passes them again
             self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler", "preprocess"])
-        self.preprocess = preprocess
-        self.normalize = Normalize(normalize)
-        self.backbone = backbone.to(memory_format=torch.channels_last) if channels_last else backbone
+        self.detector = Detector(backbone, normalize, preprocess, channels_last)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.channels_last = channels_last
@@ -154,15 +152,13 @@ class ImageClassifier(LightningModule):
     def configure_model(self) -> None:
         compile_in_place(self.backbone, self.compile_backbone)
 
+    @property
+    def backbone(self) -> nn.Module:
+        return self.detector.backbone
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) float images in [0, 1] -> (B,) logits (positive = fake)."""
-        if self.preprocess is not None:
-            x = self.preprocess(x)
-        x = self.normalize(x)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = self.backbone(x)
-        return out.reshape(out.shape[0])
+        """(B, 3, H, W) float images in [0, 1] -> (B,) logits (positive = fake): the Detector's."""
+        return self.detector(x)
 
     def predict_proba(self, x: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
         """P(fake) of (B, 3, H, W) images: calibrated as fitted on validation (`calibration`), or the
@@ -260,7 +256,7 @@ class ImageClassifier(LightningModule):
         label = torch.cat([p[1] for p in self._val_parts]).cpu()
         self._val_parts = []
         if self.trainer.world_size > 1:
-            from ..evaluate.table import gather_uneven
+            from ..distributed import gather_uneven
 
             got = gather_uneven(self, {"logit": logit, "label": label})
             logit, label = got["logit"], got["label"]
@@ -270,15 +266,16 @@ class ImageClassifier(LightningModule):
     # ------------------------------------------------------------------ calibration
     @property
     def calibration(self):
-        """Calibration + validation-chosen threshold of the current weights (evaluate/calibration.py),
+        """Calibration + validation-chosen threshold of the current weights (models/calibration.py),
         fitted on the last validation epoch's logits (kept in every checkpoint); identity without them."""
-        from ..evaluate.calibration import IDENTITY, fit
+        from .calibration import IDENTITY, fit
 
         if self._calibration is None:
             s = self.val_scores
             self._calibration = (
                 fit(s["logit"], s["label"], self.calibration_method, self.threshold_rule) if s else IDENTITY
             )
+            self.detector.calibration = self._calibration
         return self._calibration
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -142,7 +142,7 @@ class GridClassifier(L.LightningModule):
         label = torch.cat(parts.pop("_label")).cpu()
         got = {name: torch.cat(v).cpu() for name, v in parts.items()}
         if self.trainer.world_size > 1:
-            from ..evaluate.table import gather_uneven
+            from ..distributed import gather_uneven
 
             got = gather_uneven(self, {**got, "_label": label})
             label = got.pop("_label")
