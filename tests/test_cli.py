@@ -178,7 +178,7 @@ def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_pat
         if r["file"].endswith(".jpg"):
             x = load_image_tensor(images / r["file"]).float().div(255).unsqueeze(0)
             with torch.no_grad():
-                p = float(model.predict_proba(x))
+                p = float(model.score(x)[1])
             assert abs(float(r["p_fake"]) - p) < 1e-4, r
         assert r["predicted"] == (
             "fake" if float(r["logit"]) >= model.calibration.threshold_logit else "real"

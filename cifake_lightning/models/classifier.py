@@ -160,12 +160,6 @@ class ImageClassifier(LightningModule):
         """(B, 3, H, W) float images in [0, 1] -> (B,) logits (positive = fake): the Detector's."""
         return self.detector(x)
 
-    def predict_proba(self, x: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
-        """P(fake) of (B, 3, H, W) images: calibrated as fitted on validation (`calibration`), or the
-        raw sigmoid with calibrated=False."""
-        logit = self(x).float()
-        return self.calibration.prob(logit) if calibrated else torch.sigmoid(logit)
-
     # ------------------------------------------------------------------ steps
     def _loss(self, batch):
         x, y = batch["image"], batch["label"].float()
