@@ -45,8 +45,8 @@ AE_SEEN = ["test/FAKE", "ood/ae_f4_recon_test"]
 # building blocks of the variants (command-line overrides of the base config)
 NPR_INPUT = ["--model.init_args.preprocess", NPR, "--model.init_args.normalize", "none"]
 HAAR_INPUT = ["--model.init_args.preprocess", HAAR, "--model.init_args.normalize", "none"]
-RESAMPLED = ["--data.init_args.aligned_fakes", '{"kind": "resample"}']
-AE_RECON = ["--data.init_args.aligned_fakes", '{"kind": "ae"}']
+RESAMPLED = ["--data.init_args.aligned_fakes", '[{"kind": "resample"}]']
+AE_RECON = ["--data.init_args.aligned_fakes", '[{"kind": "ae"}]']
 SAFE_AUG = [
     "--data.init_args.augment.rot90", "0.5", "--data.init_args.augment.color_jitter", "0.5",
     "--data.init_args.augment.patch_mask", "0.3",

@@ -110,11 +110,46 @@ def test_resample_fakes_carry_upsampling_traces_and_the_data_sets_jpeg():
     assert torch.equal(jpeg, jpeg_roundtrip(fakes, 75))
 
 
+def test_denoised_fakes_share_content_with_their_reals_and_are_cached(tmp_path, monkeypatch):
+    """kind denoise: each fake is its real noised and denoised by a denoiser trained on the reals: much
+    closer to its own real than to another, closer to it than the noisy input was (the denoiser learned
+    something), and a second call loads the cache instead of training again."""
+    from cifake_lightning.data import aligned
+
+    train = _split(n_real=32, n_fake=4)
+    cfg = AlignedFakes(kind="denoise", steps=120, batch_size=16, sigmas=(0.1,), jpeg_quality=None, seed=0)
+    out = add_aligned_fakes(train, cfg, tmp_path)
+    n_real = 32
+    reals, fakes = train.images[:n_real].float(), out.images[len(train) :].float()
+    own = (fakes - reals).abs().mean(dim=(1, 2, 3))
+    assert out.source_names[-1] == "aligned/denoise" and out.labels[len(train) :].eq(1).all()
+    assert (own < (fakes - reals.roll(1, 0)).abs().mean(dim=(1, 2, 3))).all()
+    assert float(own.mean()) < 0.1 * 255 * 0.8  # the noisy input is ~0.08 * 255 away on average
+    assert torch.equal(out.content_class[len(train) :], train.content_class[:n_real])
+    monkeypatch.setattr(aligned, "train_denoiser", lambda *a: pytest.fail("retrained instead of cached"))
+    assert torch.equal(add_aligned_fakes(train, cfg, tmp_path).images, out.images)
+
+
+def test_two_kinds_of_aligned_fakes_are_two_sources(cifake_root, tmp_path):
+    from cifake_lightning.data import CIFAKEDataModule
+
+    dm = CIFAKEDataModule(root=str(cifake_root), cache_dir=str(tmp_path), val_size=0, progress=False,
+                          aligned_fakes=[AlignedFakes(kind="resample", share=0.1),
+                                         AlignedFakes(kind="denoise", share=0.1, steps=5)])  # fmt: skip
+    dm.setup("fit")
+    names = dm.manifest("train").source_names
+    assert {"aligned/resample", "aligned/denoise"} <= set(names)
+    with pytest.raises(ConfigError, match="each kind at most once"):
+        CIFAKEDataModule(root=str(cifake_root), aligned_fakes=[AlignedFakes(kind="ae")] * 2)
+
+
 def test_aligned_fake_options_are_checked():
     with pytest.raises(ConfigError, match="aligned_fakes.kind"):
         AlignedFakes(kind="gan")
     with pytest.raises(ConfigError, match="aligned_fakes.share"):
         AlignedFakes(share=0)
+    with pytest.raises(ConfigError, match="aligned_fakes.sigmas"):
+        AlignedFakes(kind="denoise", sigmas=(0.0,))
     with pytest.raises(ConfigError, match="jpeg_quality"):
         AlignedFakes(jpeg_quality=101)
     train = _split()
@@ -129,7 +164,7 @@ def test_extra_fakes_and_aligned_fakes_join_the_training_split_only(cifake_root,
     extra = cifake_root / "test" / "FAKE"  # any folder of fakes
     dm = CIFAKEDataModule(
         root=str(cifake_root), val_size=40, progress=False, cache_dir=str(tmp_path),
-        extra_fakes=[str(extra)], aligned_fakes=AlignedFakes(kind="resample", share=0.5),
+        extra_fakes=[str(extra)], aligned_fakes=[AlignedFakes(kind="resample", share=0.5)],
     )  # fmt: skip
     dm.setup("fit")
     plain = CIFAKEDataModule(root=str(cifake_root), val_size=40, progress=False, cache_dir=str(tmp_path))
@@ -143,7 +178,7 @@ def test_extra_fakes_and_aligned_fakes_join_the_training_split_only(cifake_root,
     assert dm.manifest("test").content_hash == plain.manifest("test").content_hash
     test_only = CIFAKEDataModule(
         root=str(cifake_root), val_size=40, progress=False, cache_dir=str(tmp_path),
-        aligned_fakes=AlignedFakes(kind="ae", steps=5),
+        aligned_fakes=[AlignedFakes(kind="ae", steps=5)],
     )  # fmt: skip
     test_only.setup("test")  # scoring never makes training fakes
     assert not list(tmp_path.glob("aligned-ae-*.pt"))

@@ -189,7 +189,8 @@ def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path
     data = tmp_path / "ood.yaml"
     data.write_text(
         f"class_path: cifake_lightning.data.ImageFolderOOD\ninit_args:\n  root: {ood_tree}\n"
-        "  sources: {photos: real, gen_a: fake, gen_b: fake}\n  progress: false\n"
+        "  sources: {photos: real, gen_a: fake, gen_b: fake}\n  kinds: {gen_a: diffusion, gen_b: gan}\n"
+        "  progress: false\n"
     )
     main(
         [
@@ -218,6 +219,18 @@ def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path
     for f in ("report.md", "reliability.png", "predictions.csv", "metrics.json"):
         assert (out / f).is_file(), f
     assert len((out / "predictions.csv").read_text().splitlines()) == 14
+    kinds = {r["kind"]: r for r in report["unseen"]["by_kind"]}  # one row per declared generator kind
+    assert set(kinds) == {"diffusion", "gan"} and kinds["gan"]["sources"] == 1
+    by_source = {r["source"]: r for r in report["unseen"]["rows"]}
+    assert kinds["gan"]["mean_auroc"] == by_source["gen_b"]["auroc_vs_test_real"] == kinds["gan"]["worst_auroc"]
+    assert "Per generator kind" in (out / "report.md").read_text()
+
+
+def test_kinds_must_name_listed_sources(ood_tree):
+    from cifake_lightning.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.kinds"):
+        ImageFolderOOD(root=str(ood_tree), sources={"gen_a": "fake"}, kinds={"gen_z": "gan"})
 
 
 def test_image_folder_ood_reads_cifake_classes_when_asked(cifake_root, tmp_path):

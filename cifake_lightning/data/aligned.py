@@ -10,6 +10,13 @@ generator's trace. Two kinds:
   steps, and its reconstructions of those reals become fakes. NOTE: on genset-v2 this makes
   ood/ae_f4_recon_test a *seen* kind (an autoencoder trained on CIFAR-10 made training fakes); report
   it as seen.
+* ``denoise``: a small noise-conditional denoiser (DnCNN-style residual CNN, Zhang et al., TIP 2017) is
+  trained on the training reals for `steps` steps; each chosen real is noised with Gaussian noise of
+  a standard deviation drawn from `sigmas` and denoised. The fake is the network's estimate of the
+  clean image, which is what a pixel-space diffusion model's last steps output (SDEdit, Meng et al.,
+  ICLR 2022; DRCT, Chen et al., ICML 2024 and B-Free, Guillaro et al., CVPR 2025 reconstruct reals
+  through a diffusion model for the same reason): a diffusion trace on real content. NOTE: a denoiser
+  trained on CIFAR-10 makes diffusion a *seen* kind; report diffusion sources as seen.
 * ``resample``: no learned generator. Each real is reduced by 2 (block mean) and enlarged back with
   nearest, bilinear or bicubic interpolation (chosen per image): the upsampling trace every
   generator's last layers leave (AutoGAN, Zhang et al., WIFS 2019, simulates GAN artefacts the same
@@ -46,25 +53,33 @@ class AlignedFakes:
     """Options of the aligned fakes added to the training split (see module docstring).
 
     Attributes:
-        kind: ae (reconstructions by an autoencoder trained on the training reals) or resample.
+        kind: ae (reconstructions by an autoencoder trained on the training reals), denoise (noised and
+            denoised by a denoiser trained on them) or resample.
         share: fraction of the training reals that get an aligned fake (seeded choice).
-        steps, batch_size, lr, latent: autoencoder training (kind ae only).
+        steps, batch_size, lr: training of the autoencoder or denoiser (kinds ae and denoise).
+        latent: autoencoder latent channels (kind ae).
+        sigmas: noise standard deviations (pixels in [0, 1]) the denoiser learns and the fakes are made
+            at, one drawn per image (kind denoise).
         jpeg_quality: re-encode the fakes as JPEG at this quality (None: keep the raw uint8 output).
         seed: seeds the choice of reals, the autoencoder's training and the resample modes.
     """
 
-    kind: Literal["ae", "resample"] = "ae"
+    kind: Literal["ae", "denoise", "resample"] = "ae"
     share: float = 1.0
     steps: int = 800
     batch_size: int = 128
     lr: float = 2e-3
     latent: int = 4
+    sigmas: tuple[float, ...] = (0.02, 0.05, 0.1)
     jpeg_quality: int | None = 75
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("ae", "resample"):
-            raise ConfigError("data.aligned_fakes.kind", f"expected ae or resample, got {self.kind!r}")
+        if self.kind not in ("ae", "denoise", "resample"):
+            raise ConfigError("data.aligned_fakes.kind", f"expected ae, denoise or resample, got {self.kind!r}")
+        self.sigmas = tuple(float(x) for x in self.sigmas)
+        if not self.sigmas or not all(0.0 < x < 1.0 for x in self.sigmas):
+            raise ConfigError("data.aligned_fakes.sigmas", f"need values in (0, 1), got {list(self.sigmas)}")
         if not 0.0 < self.share <= 1.0:
             raise ConfigError("data.aligned_fakes.share", f"must be in (0, 1], got {self.share}")
         if self.steps < 1 or self.batch_size < 1 or self.latent < 1:
@@ -118,9 +133,61 @@ def train_autoencoder(reals: torch.Tensor, cfg: AlignedFakes) -> torch.nn.Module
     return ae.eval()
 
 
+class Denoiser(torch.nn.Module):
+    """Noise-conditional residual denoiser: (noisy image, its noise std) -> estimate of the clean image.
+
+    A DnCNN-style stack (conv, then `depth - 2` conv + GroupNorm + ReLU, then conv) predicts the noise
+    from the noisy image and a constant plane holding sigma; the estimate is the noisy image minus it."""
+
+    def __init__(self, width: int = 48, depth: int = 6) -> None:
+        super().__init__()
+        layers: list[torch.nn.Module] = [torch.nn.Conv2d(4, width, 3, padding=1), torch.nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.GroupNorm(8, width), torch.nn.ReLU()]
+        layers.append(torch.nn.Conv2d(width, 3, 3, padding=1))
+        self.net = torch.nn.Sequential(*layers)
+
+    def forward(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        plane = sigma.view(-1, 1, 1, 1).expand(-1, 1, *noisy.shape[-2:]).to(noisy.dtype)
+        return noisy - self.net(torch.cat([noisy, plane], 1))
+
+
+def _noised(x: torch.Tensor, sigmas: tuple[float, ...], g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    sigma = torch.tensor(sigmas)[torch.randint(len(sigmas), (len(x),), generator=g)]
+    return x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=g), sigma
+
+
+def train_denoiser(reals: torch.Tensor, cfg: AlignedFakes) -> Denoiser:
+    """Train a Denoiser on uint8 reals at the noise levels cfg.sigmas (MSE to the clean image, Adam)."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    net = Denoiser()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    for step in range(cfg.steps):
+        x = reals[torch.randint(len(reals), (cfg.batch_size,), generator=g)].float().div(255)
+        noisy, sigma = _noised(x, cfg.sigmas, g)
+        loss = F.mse_loss(net(noisy, sigma), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 200 == 0 or step == cfg.steps - 1:
+            log.info("aligned fakes: denoiser step %d/%d loss %.5f", step + 1, cfg.steps, float(loss.detach()))
+    return net.eval()
+
+
 def make_fakes(reals: torch.Tensor, cfg: AlignedFakes) -> torch.Tensor:
     """uint8 reals (N, 3, H, W) -> uint8 aligned fakes of the same shape, content and order."""
-    if cfg.kind == "ae":
+    if cfg.kind == "denoise":
+        with torch.inference_mode(False), torch.enable_grad():
+            net = train_denoiser(reals, cfg)
+        g = torch.Generator().manual_seed(cfg.seed + 1)
+        parts = []
+        with torch.no_grad():
+            for i in range(0, len(reals), 1024):
+                noisy, sigma = _noised(reals[i : i + 1024].float().div(255), cfg.sigmas, g)
+                parts.append(_to_uint8(net(noisy, sigma)))
+        fakes = torch.cat(parts)
+    elif cfg.kind == "ae":
         with torch.inference_mode(False), torch.enable_grad():
             ae = train_autoencoder(reals, cfg)
         with torch.no_grad():

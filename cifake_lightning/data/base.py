@@ -274,7 +274,12 @@ class CachedImageDataModule(L.LightningDataModule):
             content_class=d.content_class.clone(),
             source_names=tuple(d.source_names),
             content_hash=d.manifest_hash(),
+            source_kinds=tuple(self.source_kind(n) for n in d.source_names),
         )
+
+    def source_kind(self, source: str) -> str:
+        """The generator kind of a source, for reports that summarise by kind ("" = not declared)."""
+        return ""
 
     # ------------------------------------------------------------------ introspection
     def summary(self) -> dict:

@@ -32,8 +32,9 @@ class CIFAKEDataModule(CachedImageDataModule):
         root: dataset folder (default: $CIFAKE_DATA/cifake or the platform data dir).
         val_size: validation images carved out of train (10,000 as in the ISITCAP study).
         download: download with kagglehub when `root` does not hold the data yet.
-        aligned_fakes: add self-made fakes aligned with the training reals to the training split
-            (data/aligned.py: autoencoder reconstructions or resampling traces); off by default.
+        aligned_fakes: kinds of self-made fakes aligned with the training reals to add to the training
+            split, each its own source (data/aligned.py: autoencoder reconstructions, denoised reals or
+            resampling traces), e.g. `[{kind: resample}, {kind: denoise}]`; off by default.
         extra_fakes: more folders of fakes (relative to `root` or absolute) for the training split
             only, each its own source: training with several generators (Community Forensics), and
             what `cifake loso` uses to leave one source out.
@@ -53,7 +54,7 @@ class CIFAKEDataModule(CachedImageDataModule):
         root: str | None = None,
         val_size: int | float = 10_000,
         download: bool = False,
-        aligned_fakes: AlignedFakes | None = None,
+        aligned_fakes: list[AlignedFakes] | None = None,
         extra_fakes: list[str] | None = None,
         real_mosaics: float = 0.0,
         train_size: int | float | None = None,
@@ -68,7 +69,10 @@ class CIFAKEDataModule(CachedImageDataModule):
                 )
         self.train_size = train_size
         self.real_mosaics = real_mosaics
-        self.aligned_fakes = aligned_fakes
+        self.aligned_fakes = list(aligned_fakes or [])
+        kinds = [a.kind for a in self.aligned_fakes]
+        if len(set(kinds)) < len(kinds):
+            raise ConfigError("data.aligned_fakes", f"each kind at most once, got {kinds}")
         self.extra_fakes = list(extra_fakes or [])
         if isinstance(val_size, float) and not 0.0 <= val_size < 1.0:
             raise ConfigError("data.val_size", f"as a fraction must be in [0, 1), got {val_size}")
@@ -174,8 +178,8 @@ class CIFAKEDataModule(CachedImageDataModule):
                 progress=self.progress,
             )
             train = append_fakes(train, extra.images, name, files=extra.files, hashes=extra.hashes)
-        if self.aligned_fakes is not None:
-            train = add_aligned_fakes(train, self.aligned_fakes, self._cache_dir())
+        for aligned in self.aligned_fakes:
+            train = add_aligned_fakes(train, aligned, self._cache_dir())
         if self.real_mosaics:
             train = add_real_mosaics(train, self.real_mosaics, self.seed, cache_dir=self._cache_dir())
         return train

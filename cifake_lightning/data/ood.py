@@ -81,6 +81,9 @@ class ImageFolderOOD(FolderSourcesDataModule):
         content_classes: "cifake" reads the CIFAR-10 class of files named as in CIFAKE ("123 (4).jpg"),
             so reports give per-class false-positive rates on such sources (seed 002's bias question);
             other names get no class. None (default): no classes.
+        kinds: {source folder: generator kind} (e.g. diffusion, gan, autoregressive, latent diffusion):
+            test reports then summarise the unseen fake sources per kind (mean and worst AUROC,
+            detected share), as configs/data/ood_pubgen_dev_*.yaml do.
     """
 
     def __init__(
@@ -91,9 +94,14 @@ class ImageFolderOOD(FolderSourcesDataModule):
         limit_per_source: int | None = None,
         resize: str = "area",
         content_classes: str | None = None,
+        kinds: dict[str, str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
+        unknown = sorted(set(kinds or {}) - set(sources or {}))
+        if unknown:
+            raise ConfigError("data.kinds", f"{unknown} are not in data.sources ({sorted(sources or {})})")
+        self.kinds = dict(kinds or {})
         if content_classes not in (None, "cifake"):
             raise ConfigError("data.content_classes", f"expected cifake or null, got {content_classes!r}")
         if content_classes == "cifake":
@@ -138,6 +146,9 @@ class ImageFolderOOD(FolderSourcesDataModule):
                 )
             )
         return out
+
+    def source_kind(self, source: str) -> str:
+        return self.kinds.get(source, "")
 
 
 class PredictFolder(FolderSourcesDataModule):

@@ -104,9 +104,14 @@ class SplitManifest:
     content_class: torch.Tensor
     source_names: tuple[str, ...]
     content_hash: str
+    source_kinds: tuple[str, ...] = ()  # generator kind per source name ("" or absent: not given)
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def kinds(self) -> dict[str, str]:
+        """{source name: generator kind} for the sources whose kind the data module declares."""
+        return {n: k for n, k in zip(self.source_names, self.source_kinds) if k}
 
     @property
     def key(self) -> str:
@@ -124,5 +129,6 @@ class SplitManifest:
             "real": int((self.labels == 0).sum()),
             "fake": n_fake,
             "sources": list(self.source_names),
+            "kinds": self.kinds(),
             "content_hash": self.content_hash,
         }

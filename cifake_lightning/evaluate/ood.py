@@ -271,6 +271,7 @@ def unseen_summary(
     reference_real: str | None = None,
     ood_real: list[str] | None = None,
     score: torch.Tensor | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> dict | None:
     """Generalisation summary over the fake sources whose generator kind was not in training.
 
@@ -278,8 +279,10 @@ def unseen_summary(
     in-distribution test reals (`reference_real`, else every real not in `ood_real`) and against real
     photographs the model has never seen (`ood_real`; default: every real source other than
     `reference_real`), where the TPR at 1%/5% FPR takes its thresholds from the OOD reals' scores.
-    Returns per-source rows, their mean and worst (minimum) value per column, and the false-positive
-    rate of every real source at the validation threshold and at 0.5; None without unseen sources.
+    Returns per-source rows, their mean and worst (minimum) value per column, per generator kind (when
+    `kinds` maps source names to kinds) the mean and worst AUROC against the test reals and the share
+    detected at the validation threshold, and the false-positive rate of every real source at the
+    validation threshold and at 0.5; None without unseen sources.
     """
     prob, label, source = prob.float().cpu(), label.long().cpu(), source.long().cpu()
     raw = prob if raw_prob is None else raw_prob.float().cpu()
@@ -340,6 +343,21 @@ def unseen_summary(
         for c in numeric:
             vals = [r[c] for r in rows if not math.isnan(r[c])]
             agg[how][c] = fn(vals) if vals else math.nan
+    by_kind = []
+    for kind in sorted({(kinds or {}).get(r["source"], "") for r in rows} - {""}):
+        own = [r for r in rows if (kinds or {}).get(r["source"]) == kind]
+        auc = [r["auroc_vs_test_real"] for r in own if not math.isnan(r["auroc_vs_test_real"])]
+        by_kind.append(
+            {
+                "kind": kind,
+                "sources": len(own),
+                "n": sum(r["n"] for r in own),
+                "mean_auroc": sum(auc) / len(auc) if auc else math.nan,
+                "worst_auroc": min(auc) if auc else math.nan,
+                "detected@thr": sum(r["detected@thr"] * r["n"] for r in own)
+                / max(1, sum(r["n"] for r in own)),
+            }
+        )
     real_fpr = []
     for s in reals:
         sel = source == s
@@ -360,5 +378,6 @@ def unseen_summary(
         "rows": rows,
         "mean": agg["mean"],
         "worst": agg["worst"],
+        "by_kind": by_kind,
         "real_fpr": real_fpr,
     }

@@ -78,6 +78,7 @@ def write_source_report(
         reference_real,
         ood_real,
         table.logit,
+        table.manifest.kinds(),
     )
     if unseen is not None:
         report["unseen"] = unseen
@@ -109,6 +110,15 @@ def write_source_report(
             f"{', '.join(unseen['ood_real']) or 'none'}; in-distribution test reals: {unseen['test_real']}.",
             "",
             markdown([*unseen["rows"], unseen["mean"], unseen["worst"]], UNSEEN_COLUMNS),
+            *(
+                [
+                    "Per generator kind (AUROC against the test reals; detected share at the validation threshold):",
+                    "",
+                    markdown(unseen["by_kind"]),
+                ]
+                if unseen["by_kind"]
+                else []
+            ),  # fmt: skip
             "False-positive rate of each real source, at the validation threshold and at 0.5:",
             "",
             markdown(unseen["real_fpr"]),

@@ -129,9 +129,9 @@ def _hparams(config: dict) -> dict:
         "precision": trainer.get("precision"),
         "augment": "+".join(on) or "none",
         "preprocess": str(pre.get("class_path", "")).rsplit(".", 1)[-1] if isinstance(pre, dict) else "",
-        "aligned_fakes": (data.get("aligned_fakes") or {}).get("kind", "")
-        if isinstance(data.get("aligned_fakes"), dict)
-        else "",
+        "aligned_fakes": "+".join(
+            str(a.get("kind", "")) for a in (data.get("aligned_fakes") or []) if isinstance(a, dict)
+        ),
     }
 
 
