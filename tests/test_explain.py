@@ -252,3 +252,29 @@ def test_grid_shows_at_most_64_images_balanced_and_in_order():
     sel = grid_selection(few_fakes)
     assert len(sel) == 64 and int(few_fakes[sel].sum()) == 10  # every fake, the rest real
     assert len(grid_selection(torch.full((500,), -1))) == 64  # unlabelled images
+
+
+def test_explain_results_are_keyed_by_checkpoint_and_skip_unreadable_images(
+    cifake_root, demo_ckpt, tmp_path, monkeypatch, capsys
+):
+    """Explaining last.ckpt and then another checkpoint of the same run keeps both folders; an
+    unreadable file in --images is skipped and named, not fatal."""
+    import shutil
+
+    from cifake_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    other = demo_ckpt.parent / "copy-for-explain.ckpt"
+    shutil.copy(demo_ckpt, other)
+    images = tmp_path / "imgs"
+    shutil.copytree(cifake_root / "test", images)
+    (images / "FAKE" / "000.jpg").write_bytes(b"not an image")  # sorted first
+    try:
+        for ckpt in (demo_ckpt, other):
+            main(["explain", "--ckpt", str(ckpt), "--images", str(images), "--n", "3",
+                  "--explain.methods", "[occlusion]"])  # fmt: skip
+    finally:
+        other.unlink()
+    folders = sorted(p.parent.name for p in (tmp_path / "results" / "explain").rglob("scores.json"))
+    assert len(folders) == 2 and folders[0].startswith("copy-for-explain-") and folders[1].startswith("last-")
+    assert "skipped 1 unreadable file(s)" in capsys.readouterr().err

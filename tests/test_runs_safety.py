@@ -148,3 +148,24 @@ def test_data_synth_bad_option_answers_without_loading_torch():
                        capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert r.returncode == 2 and "ambiguous option" in r.stderr
     assert time.perf_counter() - t0 < 5
+
+
+def test_wandb_environment_variables_place_the_offline_run(cifake_root, tmp_path, monkeypatch):
+    """WANDB_PROJECT, WANDB_RUN_GROUP and WANDB_NAME reach the offline run's own log file."""
+    pytest.importorskip("wandb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    want = {"WANDB_PROJECT": "proj-7f3a", "WANDB_RUN_GROUP": "group-z81q", "WANDB_NAME": "name-q2x9"}
+    for k, v in want.items():
+        monkeypatch.setenv(k, v)
+    main(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--data.root", str(cifake_root),
+          "--data.val_size", "40", "--trainer.limit_train_batches", "2", "--trainer.max_epochs", "1",
+          "--trainer.enable_progress_bar=false", "--data.progress=false", "--trainer.callbacks", "[]",
+          "--name", "envs"])  # fmt: skip
+    import wandb
+
+    wandb.finish()  # the run's log file is complete once the run is closed
+    (log,) = (tmp_path / "runs" / "envs" / "wandb").glob("offline-run-*/run-*.wandb")
+    data = log.read_bytes()
+    assert all(v.encode() in data for v in want.values()), [v for v in want.values() if v.encode() not in data]
+    assert b"cifake-lightning" not in data.split(b"proj-7f3a")[0][-200:]  # the default did not win

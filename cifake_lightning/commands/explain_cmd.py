@@ -4,7 +4,7 @@
     cifake explain --ckpt ... --data configs/data/genset.yaml --data.root /data/genset --n 32
     cifake explain --ckpt ... --images my_photos/ --explain.methods '[integrated_gradients, occlusion]'
 
-Outputs (results/explain/<run>/ unless --out): grid.png (image + one overlay per method and image),
+Outputs (results/explain/<run>/<checkpoint stem>-<hash of its bytes>/ unless --out): grid.png (image + one overlay per method and image),
 bands.png (frequency-band ablation curve), scores.json (per image: P(fake), IG convergence delta,
 entropy/Gini/centre fraction per map, method agreement, band drops), summary.json/.md (means by true label).
 """
@@ -44,7 +44,7 @@ def _parser():
     p.add_argument("--batch_size", type=int, default=16)
     p.add_class_arguments(ExplainSettings, "explain")
     p.add_argument(
-        "--out", type=str | None, default=None, help="output folder (default results/explain/<run>)"
+        "--out", type=str | None, default=None, help="output folder (default results/explain/<run>/<checkpoint>-<hash>)"
     )
     p.add_argument("--device", type=str, default="auto", help="auto, cpu or cuda")
     return p
@@ -53,15 +53,25 @@ def _parser():
 def _folder_images(folder: Path, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     from ..data.image_io import load_image_tensor
     from ..data.layout import has_image_extension, is_junk
-    from ..errors import DataError
+    from ..errors import DataError, ImageDecodeError
 
-    files = sorted(
+    candidates = sorted(
         p for p in folder.rglob("*") if p.is_file() and not is_junk(p.name) and has_image_extension(p)
     )
+    files, tensors, skipped = [], [], []
+    for f in candidates:  # unreadable files are skipped and named, as `cifake predict` does
+        if len(files) == n:
+            break
+        try:
+            tensors.append(load_image_tensor(f, resize="area"))
+            files.append(f)
+        except ImageDecodeError as e:
+            skipped.append(str(e))
+    if skipped:
+        print(f"cifake: skipped {len(skipped)} unreadable file(s): {'; '.join(skipped[:3])}", file=sys.stderr)
     if not files:
-        raise DataError("no image files found", folder)
-    files = files[:n]
-    imgs = torch.stack([load_image_tensor(f, resize="area") for f in files])
+        raise DataError("no readable image files found", folder)
+    imgs = torch.stack(tensors)
     labels = torch.tensor(
         [
             1 if "FAKE" in f.relative_to(folder).parts else 0 if "REAL" in f.relative_to(folder).parts else -1
@@ -87,6 +97,7 @@ def main(argv: list[str]) -> None:
     from ..errors import CifakeError, ConfigError
     from ..explain.probe import choose_probe
     from ..explain.report import ExplainSettings, explain, write_outputs
+    from ..evaluate.table import file_digest
     from ..models.detector import Detector
 
     parser = _parser()
@@ -121,13 +132,14 @@ def main(argv: list[str]) -> None:
             raise ConfigError("--split", f"the data module has no {cfg.split!r} split (has {dm.split_names})")
         probe = choose_probe(dm.manifest(cfg.split), dm.images(cfg.split), cfg.n, cfg.seed)
         images, labels, files = probe.images, probe.labels, probe.files
-        source = f"{type(dm).__name__} {cfg.split}"
+        source = f"{type(dm).__name__} {Path(dm.manifest(cfg.split).root).name} {cfg.split}"
     x = images.to(device).float() / 255.0
     ex = explain(model, x, labels, files, settings, batch_size=cfg.batch_size)
     run = (
         ckpt.parents[2].name + "-" + ckpt.parents[1].name if ckpt.parent.name == "checkpoints" else ckpt.stem
     )
-    out = Path(cfg.out) if cfg.out else Path("results") / "explain" / run
+    # keyed like test results: another checkpoint of the run (last vs best) never replaces these maps
+    out = Path(cfg.out) if cfg.out else Path("results") / "explain" / run / f"{ckpt.stem}-{file_digest(ckpt)[:8]}"
     paths = write_outputs(ex, out, settings, title=f"{run} on {source}")
     summ = ex.summary()
     for group in ("real", "fake"):

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 
 _said_offline = False
+DEFAULT_PROJECT = "cifake-lightning"
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Tracking:
         save_dir: root of run folders (``<save_dir>/<name>/version_N``).
         wandb: log to Weights & Biases.
         mode: W&B mode: auto (online when an API key is configured, else offline), online, offline, disabled.
-        project, entity, group, tags: W&B run placement.
+        project, entity, group, tags: W&B run placement. W&B's variables WANDB_PROJECT, WANDB_ENTITY,
+            WANDB_RUN_GROUP and WANDB_NAME apply where these are left at their defaults.
         log_checkpoints: upload checkpoints to W&B as artifacts (W&B's `log_model`).
         tensorboard: also write TensorBoard event files.
     """
@@ -39,7 +41,7 @@ class Tracking:
     save_dir: str = "runs"
     wandb: bool = True
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"
-    project: str = "cifake-lightning"
+    project: str = DEFAULT_PROJECT
     entity: str | None = None
     group: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -223,11 +225,12 @@ def build_loggers(
             if fitting:
                 rid = wandb_run_id(version_dir, create=True)
                 extra = {"id": rid, "resume": "allow"} if resume_epoch is not None else {"id": rid}
+            env = os.environ  # W&B's own variables win over the defaults, as `wandb.init` would let them
             wb = WandbLogger(
-                name=f"{name}/v{version}" + ("" if fitting else f"/{subcommand}"),
-                project=tracking.project,
-                entity=tracking.entity,
-                group=tracking.group or name,
+                name=env.get("WANDB_NAME") or f"{name}/v{version}" + ("" if fitting else f"/{subcommand}"),
+                project=tracking.project if tracking.project != DEFAULT_PROJECT else env.get("WANDB_PROJECT", DEFAULT_PROJECT),
+                entity=tracking.entity or env.get("WANDB_ENTITY"),
+                group=tracking.group or env.get("WANDB_RUN_GROUP") or name,
                 tags=list(tracking.tags),
                 save_dir=str(wandb_dir),
                 offline=mode == "offline",
