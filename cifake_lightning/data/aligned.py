@@ -139,7 +139,7 @@ class Denoiser(torch.nn.Module):
     A DnCNN-style stack (conv, then `depth - 2` conv + GroupNorm + ReLU, then conv) predicts the noise
     from the noisy image and a constant plane holding sigma; the estimate is the noisy image minus it."""
 
-    def __init__(self, width: int = 48, depth: int = 6) -> None:
+    def __init__(self, width: int = 32, depth: int = 5) -> None:
         super().__init__()
         layers: list[torch.nn.Module] = [torch.nn.Conv2d(4, width, 3, padding=1), torch.nn.ReLU()]
         for _ in range(depth - 2):
