@@ -104,12 +104,14 @@ def test_fit_then_test_beats_chance(cifake_root, tmp_path, monkeypatch, capsys):
     assert acc > 0.75, out  # chance is 0.5 on the balanced test split
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_clear_line(tmp_path):
     r = _cifake("fit", "--config", DEMO, "--data.root", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert r.returncode == 2
     assert "cifake: error:" in r.stderr and "nowhere" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_bad_checkpoint_is_one_clear_line(tmp_path, cifake_root):
     bad = tmp_path / "model.ckpt"
     bad.write_text("this is not a checkpoint")
@@ -124,6 +126,7 @@ def test_models_command_lists_the_paper_grid():
     assert r.returncode == 0 and len(r.stdout.split()) == 36
 
 
+@pytest.mark.slow
 def test_data_synth_and_verify(tmp_path):
     root = tmp_path / "demo"
     r = _cifake("data", "synth", "--root", str(root), "--n-train", "20", "--n-test", "10")

@@ -3,12 +3,14 @@
 import json
 from pathlib import Path
 
+import pytest
 from helpers.run import cifake
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = str(REPO / "configs" / "demo.yaml")
 
 
+@pytest.mark.slow
 def test_two_process_ddp_fit_and_test(cifake_root, tmp_path):
     record = '[{"class_path": "helpers.record_indices.RecordIndices", "init_args": {"out": "indices"}}]'
     common = [

@@ -140,6 +140,7 @@ def _reserve_many(run_dir: str, n: int, out) -> None:
     out.put([reserve_version(Path(run_dir)) for _ in range(n)])
 
 
+@pytest.mark.slow
 def test_runs_started_together_reserve_distinct_versions(tmp_path):
     import multiprocessing as mp
 
@@ -154,6 +155,7 @@ def test_runs_started_together_reserve_distinct_versions(tmp_path):
     assert sorted(got) == list(range(20))  # 20 reservations, no version handed out twice
 
 
+@pytest.mark.slow
 def test_two_fits_with_one_name_at_once_write_separate_folders(cifake_root, tmp_path):
     args = ["fit", "--config", DEMO, "--data.root", str(cifake_root), "--data.val_size", "40", *QUIET]
     args += ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.callbacks", "[]"]
@@ -415,6 +417,7 @@ def _state(pid: int) -> str:
         return "Z"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_fit_exits_130(cifake_root, tmp_path):
     interrupt = (
         '[{"class_path": "helpers.killer.KillDuringEpoch", "init_args": {"epoch": 1, "batch": 1, "sig": 2}}]'

@@ -205,6 +205,7 @@ def test_rot90_moves_pixels_only_and_patch_mask_zeroes_cells():
         AugmentConfig(patch_mask=0.5, mask_ratio=1.5)
 
 
+@pytest.mark.slow
 def test_loso_trains_without_each_source_and_reports_it_unseen(cifake_root, tmp_path):
     """`cifake loso` on a synthetic tree with two extra generators: one fit per left-out source, each
     reporting that source as the only unseen one."""
@@ -276,6 +277,7 @@ def test_real_blur_touches_real_images_only():
     assert torch.equal(blur_reals(x, label, p=0.0, sigma=(1.0, 1.0)), x)
 
 
+@pytest.mark.slow
 def test_generalist_config_is_what_the_benchmark_measured_and_trains(cifake_root, tmp_path, capsys):
     """configs/generalist.yaml resolves to the benchmark's best variant (baseline_fast + its overrides),
     and `cifake fit` trains it."""

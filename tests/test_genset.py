@@ -13,6 +13,7 @@ pytestmark = pytest.mark.data
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_baseline_on_genset_in_distribution_vs_unseen_generators(genset_root, tmp_path, monkeypatch):
     from cifake_lightning.cli import main
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = sorted(
     p.relative_to(REPO / "configs").as_posix()
     for p in (REPO / "configs").rglob("*.yaml")
-    if p.parent.name not in ("data", "trainer", "model")
+    if p.parent.name not in ("data", "trainer", "model", "experiments")  # experiments/: sweep files
 )
 #: the timm experiments (one line apart, collapsed into resnet18.yaml): each as `--model.backbone NAME`
 TIMM_VARIANTS = ["resnet50", "vgg11_bn", "vgg16_bn", "vit_tiny", "vit_small"]

@@ -222,7 +222,9 @@ def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path
     kinds = {r["kind"]: r for r in report["unseen"]["by_kind"]}  # one row per declared generator kind
     assert set(kinds) == {"diffusion", "gan"} and kinds["gan"]["sources"] == 1
     by_source = {r["source"]: r for r in report["unseen"]["rows"]}
-    assert kinds["gan"]["mean_auroc"] == by_source["gen_b"]["auroc_vs_test_real"] == kinds["gan"]["worst_auroc"]
+    assert (
+        kinds["gan"]["mean_auroc"] == by_source["gen_b"]["auroc_vs_test_real"] == kinds["gan"]["worst_auroc"]
+    )
     assert "Per generator kind" in (out / "report.md").read_text()
 
 

@@ -30,6 +30,7 @@ def _val_rows(path: Path) -> list[tuple]:
         return [(r["epoch"], r["val/acc"], r["val/loss"]) for r in csv.DictReader(f) if r.get("val/acc")]
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_matches_uninterrupted_run(cifake_root, tmp_path):
     common = [
         "fit",
@@ -244,6 +245,7 @@ def test_random_images_decode_or_raise_project_error(w, h, mode, fmt, strict, cu
     assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_a_clear_error(cifake_root, demo_ckpt, tmp_path):
     ckpt = torch.load(demo_ckpt, weights_only=True)
     ckpt["hyper_parameters"]["backbone"]["init_args"]["topology"] = "conv64x3"  # weights no longer fit

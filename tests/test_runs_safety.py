@@ -134,6 +134,9 @@ def test_wandb_garbage_key_fit_logs_offline_and_exits_0(cifake_root, tmp_path, m
           "--trainer.enable_progress_bar=false", "--data.progress=false", "--trainer.callbacks", "[]",
           "--name", "wb"])  # fmt: skip
     assert time.perf_counter() - t0 < 60
+    import wandb
+
+    wandb.finish()  # close the run in this process: a later in-process wandb.init would reuse it
     assert list((tmp_path / "runs" / "wb" / "wandb").glob("offline-run-*"))
     assert (tmp_path / "runs" / "wb" / "version_0" / "checkpoints" / "last.ckpt").is_file()
 
@@ -150,22 +153,27 @@ def test_data_synth_bad_option_answers_without_loading_torch():
     assert time.perf_counter() - t0 < 5
 
 
-def test_wandb_environment_variables_place_the_offline_run(cifake_root, tmp_path, monkeypatch):
-    """WANDB_PROJECT, WANDB_RUN_GROUP and WANDB_NAME reach the offline run's own log file."""
-    pytest.importorskip("wandb")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    want = {"WANDB_PROJECT": "proj-7f3a", "WANDB_RUN_GROUP": "group-z81q", "WANDB_NAME": "name-q2x9"}
-    for k, v in want.items():
-        monkeypatch.setenv(k, v)
-    main(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--data.root", str(cifake_root),
-          "--data.val_size", "40", "--trainer.limit_train_batches", "2", "--trainer.max_epochs", "1",
-          "--trainer.enable_progress_bar=false", "--data.progress=false", "--trainer.callbacks", "[]",
-          "--name", "envs"])  # fmt: skip
-    import wandb
+def test_wandb_environment_variables_place_the_offline_run(cifake_root, tmp_path):
+    """WANDB_PROJECT, WANDB_RUN_GROUP and WANDB_NAME reach the offline run's own log file. A fresh process:
+    W&B keeps one service per process, and the variables are read where a run starts."""
+    import os
+    import subprocess
+    import sys
 
-    wandb.finish()  # the run's log file is complete once the run is closed
+    pytest.importorskip("wandb")
+    want = {"WANDB_PROJECT": "proj-7f3a", "WANDB_RUN_GROUP": "group-z81q", "WANDB_NAME": "name-q2x9"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, **want,
+           "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "cifake_lightning", "fit", "--config", str(REPO / "configs" / "demo.yaml"),
+         "--data.root", str(cifake_root), "--data.val_size", "40", "--trainer.limit_train_batches", "2",
+         "--trainer.max_epochs", "1", "--trainer.enable_progress_bar=false", "--data.progress=false",
+         "--trainer.callbacks", "[]", "--name", "envs"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
     (log,) = (tmp_path / "runs" / "envs" / "wandb").glob("offline-run-*/run-*.wandb")
     data = log.read_bytes()
-    assert all(v.encode() in data for v in want.values()), [v for v in want.values() if v.encode() not in data]
-    assert b"cifake-lightning" not in data.split(b"proj-7f3a")[0][-200:]  # the default did not win
+    assert all(v.encode() in data for v in want.values()), [
+        v for v in want.values() if v.encode() not in data
+    ]

@@ -31,6 +31,7 @@ def _parse_fit(args: list[str]):
     return cli
 
 
+@pytest.mark.slow
 def test_topology_grid_expands_to_the_papers_36_runs_and_each_parses(monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)
     cfg = load_sweep(REPO / "wandb_sweeps" / "topology_grid.yaml")

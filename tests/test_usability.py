@@ -117,6 +117,7 @@ def test_wandb_job_types_names_groups_and_resume_id(tmp_path, monkeypatch):
     assert wandb_init(version=0, subcommand="predict") is None
 
 
+@pytest.mark.slow
 def test_resumed_fit_continues_its_wandb_run_and_test_logs_beside_the_checkpoint(cifake_root, tmp_path):
     from helpers.run import REPO
 
@@ -192,6 +193,7 @@ def test_auto_precision_follows_native_bf16(monkeypatch):
     assert hardware.auto_precision() == ("16-mixed", "old GPU has no native bf16")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sub", ["fit", "test", "predict"])
 def test_subcommand_help_gives_examples(sub, tmp_path):
     r = cifake(sub, "--help", cwd=tmp_path)

@@ -44,7 +44,10 @@ def _parser():
     p.add_argument("--batch_size", type=int, default=16)
     p.add_class_arguments(ExplainSettings, "explain")
     p.add_argument(
-        "--out", type=str | None, default=None, help="output folder (default results/explain/<run>/<checkpoint>-<hash>)"
+        "--out",
+        type=str | None,
+        default=None,
+        help="output folder (default results/explain/<run>/<checkpoint>-<hash>)",
     )
     p.add_argument("--device", type=str, default="auto", help="auto, cpu or cuda")
     return p
@@ -139,7 +142,11 @@ def main(argv: list[str]) -> None:
         ckpt.parents[2].name + "-" + ckpt.parents[1].name if ckpt.parent.name == "checkpoints" else ckpt.stem
     )
     # keyed like test results: another checkpoint of the run (last vs best) never replaces these maps
-    out = Path(cfg.out) if cfg.out else Path("results") / "explain" / run / f"{ckpt.stem}-{file_digest(ckpt)[:8]}"
+    out = (
+        Path(cfg.out)
+        if cfg.out
+        else Path("results") / "explain" / run / f"{ckpt.stem}-{file_digest(ckpt)[:8]}"
+    )
     paths = write_outputs(ex, out, settings, title=f"{run} on {source}")
     summ = ex.summary()
     for group in ("real", "fake"):

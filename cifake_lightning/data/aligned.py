@@ -76,7 +76,9 @@ class AlignedFakes:
 
     def __post_init__(self) -> None:
         if self.kind not in ("ae", "denoise", "resample"):
-            raise ConfigError("data.aligned_fakes.kind", f"expected ae, denoise or resample, got {self.kind!r}")
+            raise ConfigError(
+                "data.aligned_fakes.kind", f"expected ae, denoise or resample, got {self.kind!r}"
+            )
         self.sigmas = tuple(float(x) for x in self.sigmas)
         if not self.sigmas or not all(0.0 < x < 1.0 for x in self.sigmas):
             raise ConfigError("data.aligned_fakes.sigmas", f"need values in (0, 1), got {list(self.sigmas)}")
@@ -143,7 +145,11 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         layers: list[torch.nn.Module] = [torch.nn.Conv2d(4, width, 3, padding=1), torch.nn.ReLU()]
         for _ in range(depth - 2):
-            layers += [torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.GroupNorm(8, width), torch.nn.ReLU()]
+            layers += [
+                torch.nn.Conv2d(width, width, 3, padding=1),
+                torch.nn.GroupNorm(8, width),
+                torch.nn.ReLU(),
+            ]
         layers.append(torch.nn.Conv2d(width, 3, 3, padding=1))
         self.net = torch.nn.Sequential(*layers)
 
@@ -152,7 +158,9 @@ class Denoiser(torch.nn.Module):
         return noisy - self.net(torch.cat([noisy, plane], 1))
 
 
-def _noised(x: torch.Tensor, sigmas: tuple[float, ...], g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _noised(
+    x: torch.Tensor, sigmas: tuple[float, ...], g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     sigma = torch.tensor(sigmas)[torch.randint(len(sigmas), (len(x),), generator=g)]
     return x + sigma.view(-1, 1, 1, 1) * torch.randn(x.shape, generator=g), sigma
 
@@ -171,7 +179,9 @@ def train_denoiser(reals: torch.Tensor, cfg: AlignedFakes) -> Denoiser:
         loss.backward()
         opt.step()
         if step % 200 == 0 or step == cfg.steps - 1:
-            log.info("aligned fakes: denoiser step %d/%d loss %.5f", step + 1, cfg.steps, float(loss.detach()))
+            log.info(
+                "aligned fakes: denoiser step %d/%d loss %.5f", step + 1, cfg.steps, float(loss.detach())
+            )
     return net.eval()
 
 

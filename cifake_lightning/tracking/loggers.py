@@ -228,7 +228,9 @@ def build_loggers(
             env = os.environ  # W&B's own variables win over the defaults, as `wandb.init` would let them
             wb = WandbLogger(
                 name=env.get("WANDB_NAME") or f"{name}/v{version}" + ("" if fitting else f"/{subcommand}"),
-                project=tracking.project if tracking.project != DEFAULT_PROJECT else env.get("WANDB_PROJECT", DEFAULT_PROJECT),
+                project=tracking.project
+                if tracking.project != DEFAULT_PROJECT
+                else env.get("WANDB_PROJECT", DEFAULT_PROJECT),
                 entity=tracking.entity or env.get("WANDB_ENTITY"),
                 group=tracking.group or env.get("WANDB_RUN_GROUP") or name,
                 tags=list(tracking.tags),
