@@ -98,9 +98,9 @@ def main(argv: list[str]) -> None:
     from jsonargparse import Namespace
 
     from ..errors import CifakeError, ConfigError
+    from ..evaluate.table import file_digest
     from ..explain.probe import choose_probe
     from ..explain.report import ExplainSettings, explain, write_outputs
-    from ..evaluate.table import file_digest
     from ..models.detector import Detector
 
     parser = _parser()
