@@ -112,27 +112,34 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)
 
 
-def train_autoencoder(reals: torch.Tensor, cfg: AlignedFakes) -> torch.nn.Module:
-    """Train a ConvAutoencoder on uint8 reals (MSE + 0.5 L1, Adam) for cfg.steps steps; eval mode."""
-    from ..models.autoencoder import ConvAutoencoder
-
+def _fit_on_reals(net: torch.nn.Module, reals: torch.Tensor, cfg: AlignedFakes, loss_of, what: str):
+    """Train `net` with Adam for cfg.steps steps on random batches of uint8 reals; `loss_of(net, x, g)`
+    gives the loss of a float [0, 1] batch (g: the seeded generator, for any noise it draws). Eval mode."""
     g = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    ae = ConvAutoencoder(latent=cfg.latent)
-    opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     for step in range(cfg.steps):
-        idx = torch.randint(len(reals), (cfg.batch_size,), generator=g)
-        x = reals[idx].float().div(255)
-        y = ae(x)
-        loss = F.mse_loss(y, x) + 0.5 * F.l1_loss(y, x)
+        x = reals[torch.randint(len(reals), (cfg.batch_size,), generator=g)].float().div(255)
+        loss = loss_of(net, x, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % 200 == 0 or step == cfg.steps - 1:
             log.info(
-                "aligned fakes: autoencoder step %d/%d loss %.4f", step + 1, cfg.steps, float(loss.detach())
+                "aligned fakes: %s step %d/%d loss %.5f", what, step + 1, cfg.steps, float(loss.detach())
             )
-    return ae.eval()
+    return net.eval()
+
+
+def train_autoencoder(reals: torch.Tensor, cfg: AlignedFakes) -> torch.nn.Module:
+    """Train a ConvAutoencoder on uint8 reals (MSE + 0.5 L1, Adam) for cfg.steps steps; eval mode."""
+    from ..models.autoencoder import ConvAutoencoder
+
+    def loss_of(ae, x, g):
+        y = ae(x)
+        return F.mse_loss(y, x) + 0.5 * F.l1_loss(y, x)
+
+    torch.manual_seed(cfg.seed)
+    return _fit_on_reals(ConvAutoencoder(latent=cfg.latent), reals, cfg, loss_of, "autoencoder")
 
 
 class Denoiser(torch.nn.Module):
@@ -167,22 +174,13 @@ def _noised(
 
 def train_denoiser(reals: torch.Tensor, cfg: AlignedFakes) -> Denoiser:
     """Train a Denoiser on uint8 reals at the noise levels cfg.sigmas (MSE to the clean image, Adam)."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    net = Denoiser()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    for step in range(cfg.steps):
-        x = reals[torch.randint(len(reals), (cfg.batch_size,), generator=g)].float().div(255)
+
+    def loss_of(net, x, g):
         noisy, sigma = _noised(x, cfg.sigmas, g)
-        loss = F.mse_loss(net(noisy, sigma), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 200 == 0 or step == cfg.steps - 1:
-            log.info(
-                "aligned fakes: denoiser step %d/%d loss %.5f", step + 1, cfg.steps, float(loss.detach())
-            )
-    return net.eval()
+        return F.mse_loss(net(noisy, sigma), x)
+
+    torch.manual_seed(cfg.seed)
+    return _fit_on_reals(Denoiser(), reals, cfg, loss_of, "denoiser")
 
 
 def make_fakes(reals: torch.Tensor, cfg: AlignedFakes) -> torch.Tensor:
