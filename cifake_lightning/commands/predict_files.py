@@ -136,10 +136,11 @@ def main(argv: list[str]) -> None:
 
         raise CheckpointError("checkpoint file not found", ckpt)
 
+    inputs = expand(args.inputs)  # folders and globs are listed once, for this check and for scoring
     if args.out and args.out != "-":
         from ..utils import check_output_not_input
 
-        check_output_not_input(args.out, "--out", [ckpt] + [f for _, f, _ in expand(args.inputs) if f])
+        check_output_not_input(args.out, "--out", [ckpt] + [f for _, f, _ in inputs if f])
     import numpy as np
     import torch
 
@@ -172,7 +173,7 @@ def main(argv: list[str]) -> None:
             )
         pending.clear()
 
-    for given, path, reason in expand(args.inputs):
+    for given, path, reason in inputs:
         row = {"input": given, "file": str(path) if path else "", "width": "", "height": "", "logit": "",
                "p_fake": "", "predicted": "", "threshold": "", "warning": "", "error": reason}  # fmt: skip
         rows.append(row)
