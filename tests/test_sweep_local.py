@@ -97,7 +97,7 @@ def test_a_run_still_going_in_another_process_is_not_started_again(tmp_path):
 
 def test_resume_of_a_sweep_with_other_arguments_is_refused(tmp_path):
     sweep = _sweep(tmp_path, values=("a",))
-    manifest = tmp_path / "runs" / "sweeps" / "sleepy" / "manifest.json"
+    manifest = tmp_path / "runs" / "sleepy" / "manifest.json"
     manifest.parent.mkdir(parents=True)
     manifest.write_text(
         json.dumps({"config": yaml.safe_load(sweep.read_text()), "extra": ["--x=1"], "runs": []})
@@ -125,3 +125,55 @@ def test_run_names_are_unique_for_any_parameters():
     ]
     assert len({run_slug(p) for p in cases}) == len(cases)
     assert run_slug({"model.init_args.backbone.init_args.topology": "conv32x2"}) == "conv32x2"  # readable
+
+
+FAILER = """
+import sys
+print("training...")
+print("cifake: data.val_size: 10000 leaves no training images", file=sys.stderr)
+sys.exit(2)
+"""
+
+
+def test_a_sweep_stops_after_repeated_identical_failures(tmp_path, capsys):
+    (tmp_path / "failer.py").write_text(FAILER)
+    spec = {
+        "program": str(tmp_path / "failer.py"),
+        "method": "grid",
+        "command": ["${interpreter}", "${program}", "${args}"],
+        "parameters": {"x": {"values": list(range(8))}},
+    }
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    sweep = LocalSweep(path, save_dir=str(tmp_path / "runs"))
+    records = sweep.run()
+    assert len(records) == 3  # not 8
+    assert sweep.stopped and "leaves no training images" in sweep.stopped
+    assert all(r["error"].endswith("leaves no training images") for r in records)
+    assert "sweep stopped: 3 runs in a row failed" in capsys.readouterr().err
+
+
+def test_config_paths_are_found_beside_or_above_the_sweep_file(tmp_path):
+    from cifake_lightning.sweeps.local import resolve_config_paths
+
+    (tmp_path / "repo" / "configs").mkdir(parents=True)
+    (tmp_path / "repo" / "configs" / "a.yaml").write_text("{}")
+    (tmp_path / "repo" / "wandb_sweeps").mkdir()
+    sweep = tmp_path / "repo" / "wandb_sweeps" / "s.yaml"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cmd = [
+        "cifake",
+        "fit",
+        "--config",
+        "configs/a.yaml",
+        "--config=configs/a.yaml",
+        "--config",
+        "missing.yaml",
+    ]
+    found = str(tmp_path / "repo" / "configs" / "a.yaml")
+    assert resolve_config_paths(cmd, sweep, elsewhere) == [
+        "cifake", "fit", "--config", found, f"--config={found}", "--config", "missing.yaml"
+    ]  # fmt: skip
+    # from the repository root the agent's own (relative) path is kept
+    assert resolve_config_paths(cmd, sweep, tmp_path / "repo")[:4] == cmd[:4]

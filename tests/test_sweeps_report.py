@@ -58,12 +58,16 @@ def test_bayes_sweep_proposals_parse(monkeypatch):
         assert cli.datamodule.batch_size == params["data.init_args.batch_size"]
 
 
-def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch):
+def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch, capsys):
+    """Run from a folder other than the project's: `--config configs/demo.yaml` in the sweep file is
+    found above the sweep file (issue 27), and the sweep's runs live under runs/<sweep>/."""
     from cifake_lightning.cli import main
 
-    monkeypatch.chdir(tmp_path)
-    shutil.copytree(REPO / "configs", tmp_path / "configs")
-    sweep = tmp_path / "mini_grid.yaml"
+    shutil.copytree(REPO / "configs", tmp_path / "project" / "configs")
+    (tmp_path / "project" / "sweeps").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    sweep = tmp_path / "project" / "sweeps" / "mini_grid.yaml"
     sweep.write_text(
         yaml.safe_dump(
             {
@@ -89,16 +93,19 @@ def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch):
         "--tracking.wandb=false",
     ]
     main(["sweep", "local", str(sweep), "--workers", "2", *extra])
-    manifest = json.loads((tmp_path / "runs" / "sweeps" / "mini_grid" / "manifest.json").read_text())
+    out = capsys.readouterr().out
+    manifest_path = tmp_path / "work" / "runs" / "mini_grid" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
     assert sorted(r["name"] for r in manifest["runs"]) == ["mini_grid-conv16x1", "mini_grid-conv32x2"]
     assert all(r["returncode"] == 0 and r["metric"] is not None for r in manifest["runs"])
+    best = max(manifest["runs"], key=lambda r: r["metric"])
+    assert "best runs by val/acc (maximize)" in out
+    assert out.index(best["name"]) < out.index(min(manifest["runs"], key=lambda r: r["metric"])["name"])
     main(["sweep", "local", str(sweep), "--resume", *extra])  # nothing left to run
-    assert (
-        len(json.loads((tmp_path / "runs" / "sweeps" / "mini_grid" / "manifest.json").read_text())["runs"])
-        == 2
-    )
+    assert len(json.loads(manifest_path.read_text())["runs"]) == 2
+    tmp_path = tmp_path / "work"
 
-    main(["report", "runs", "--out", "report"])
+    main(["report", "runs/mini_grid", "--out", "report"])
     page = (tmp_path / "report" / "index.html").read_text()
     assert page.count("<tr data-run=") == 2 and "conv16x1" in page and "data:image/png;base64," in page
     assert "<th" in page and "hp.lr" in page and "<polyline" in page  # hyper-parameters, interactive curves

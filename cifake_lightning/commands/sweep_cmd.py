@@ -68,10 +68,13 @@ def main(argv: list[str]) -> None:
     )
     records = sweep.run()
     ok = sum(r["returncode"] == 0 for r in records)
+    table = sweep.best_table()
+    if table:
+        print(table)
     print(f"{ok}/{len(records)} runs finished; manifest: {sweep.manifest_path}")
     if sweep.skipped:
         print(
             f"{len(sweep.skipped)} run(s) skipped: still running in another process ({', '.join(sweep.skipped[:3])})"
         )
-    if ok < len(records) or sweep.skipped:
+    if ok < len(records) or sweep.skipped or sweep.stopped:
         sys.exit(1)

@@ -1,11 +1,18 @@
 """Run a W&B sweep file without a W&B server: serially or with K concurrent worker processes.
 
 Each run is the same `cifake fit` the W&B agent would start, given its own run name
-(``<sweep>-<params>``) so its outputs land in ``runs/<name>/version_N`` exactly like a single run.
-A manifest (``runs/sweeps/<sweep>/manifest.json``) records every run's command, exit status, wall
-time and final metric and is rewritten atomically after each run, so an interrupted sweep keeps its
-record and ``--resume`` skips what already finished. GPU machines can spread workers over devices with
-``--gpus 0,1,...`` (CUDA_VISIBLE_DEVICES per worker).
+(``<sweep>-<params>``); a sweep's runs live together under ``<save_dir>/<sweep>/`` (one run is
+``runs/<sweep>/<name>/version_N``, so `cifake report runs/<sweep>` reports one sweep). A manifest
+(``runs/<sweep>/manifest.json``) records every run's command, exit status, wall time and final metric
+and is rewritten atomically after each run, so an interrupted sweep keeps its record and ``--resume``
+skips what already finished. GPU machines can spread workers over devices with ``--gpus 0,1,...``
+(CUDA_VISIBLE_DEVICES per worker).
+
+Relative ``--config`` paths in the sweep's command are found as the W&B agent would (from the working
+folder) and, failing that, beside the sweep file or in a folder above it (a repository's
+``wandb_sweeps/x.yaml`` naming ``configs/y.yaml``), so a sweep runs from any folder. When
+`MAX_SAME_FAILURES` runs in a row fail with the same last line, the sweep stops instead of repeating a
+mistake in the arguments for every run; it ends with a table of its best runs.
 """
 
 from __future__ import annotations
@@ -27,6 +34,45 @@ from pathlib import Path
 
 from ..utils import write_json
 from .spec import command_for, describe, grid_runs, load_sweep, propose
+
+MAX_SAME_FAILURES = 3
+
+
+def resolve_config_paths(command: list[str], sweep_file: Path, cwd: Path | None = None) -> list[str]:
+    """`command` with each relative `--config` file made absolute where it is not found from the
+    working folder but is beside the sweep file or below one of the folders above it."""
+    cwd = cwd or Path.cwd()
+    out, i = [], 0
+    while i < len(command):
+        tok = command[i]
+        if tok == "--config" and i + 1 < len(command):
+            out += [tok, _find(command[i + 1], sweep_file, cwd)]
+            i += 2
+            continue
+        if tok.startswith("--config="):
+            tok = "--config=" + _find(tok.split("=", 1)[1], sweep_file, cwd)
+        out.append(tok)
+        i += 1
+    return out
+
+
+def _find(path: str, sweep_file: Path, cwd: Path) -> str:
+    p = Path(path)
+    if p.is_absolute() or (cwd / p).is_file():
+        return path
+    for base in [sweep_file.resolve().parent, *sweep_file.resolve().parent.parents]:
+        if (base / p).is_file():
+            return str(base / p)
+    return path  # not found anywhere: cifake fit names it
+
+
+def last_line(log_path: Path) -> str:
+    """The last non-empty line of a run's log (the one-line error of a failed `cifake` run)."""
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
 
 
 def run_slug(params: dict) -> str:
@@ -118,11 +164,15 @@ class LocalSweep:
         self.name = self.path.stem
         self.workers, self.count, self.extra = max(1, workers), count, list(extra or [])
         self.gpus, self.save_dir, self.resume, self.quiet = gpus or [], Path(save_dir), resume, quiet
-        self.manifest_path = self.save_dir / "sweeps" / self.name / "manifest.json"
+        self.sweep_dir = self.save_dir / self.name
+        self.manifest_path = self.sweep_dir / "manifest.json"
         self.records: list[dict] = []
         self.skipped: list[str] = []  # runs another process was running
         self._lock = threading.Lock()
         self.metric = self.cfg.get("metric", {}).get("name")
+        self.goal = self.cfg.get("metric", {}).get("goal", "minimize")
+        self._failures: list[str] = []  # last lines of the failures since the last success
+        self.stopped: str | None = None  # why the sweep stopped early
 
     def _load_manifest(self) -> None:
         if not (self.resume and self.manifest_path.is_file()):
@@ -157,9 +207,11 @@ class LocalSweep:
 
     def _run_one(self, params: dict, slot: int) -> dict:
         run_name = f"{self.name}-{run_slug(params)}"
-        cmd = command_for(self.cfg, params) + [
+        if self.stopped:
+            return {"name": run_name, "params": params, "returncode": None}
+        cmd = resolve_config_paths(command_for(self.cfg, params), self.path) + [
             f"--name={run_name}",
-            f"--tracking.save_dir={self.save_dir}",
+            f"--tracking.save_dir={self.sweep_dir}",
             f"--tracking.group={self.name}",
             *self.extra,
         ]
@@ -167,9 +219,9 @@ class LocalSweep:
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         t0 = time.perf_counter()
-        log_path = self.save_dir / "sweeps" / self.name / "logs" / f"{run_name}.log"
+        log_path = self.sweep_dir / "logs" / f"{run_name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = _claim(self.save_dir / "sweeps" / self.name / "locks" / f"{run_name}.lock")
+        lock = _claim(self.sweep_dir / "locks" / f"{run_name}.lock")
         if lock is None:
             print(f"[skip] {run_name}: another process is running it (its lock is held)", flush=True)
             with self._lock:
@@ -187,18 +239,42 @@ class LocalSweep:
             "returncode": rc,
             "seconds": round(time.perf_counter() - t0, 2),
             "log": str(log_path),
-            "metric": final_metric(self.save_dir, run_name, self.metric),
+            "metric": final_metric(self.sweep_dir, run_name, self.metric),
         }
+        if rc != 0:
+            rec["error"] = last_line(log_path)
         with self._lock:
             self.records = [r for r in self.records if r["name"] != run_name] + [rec]
             self._save()
-        status = "ok" if rc == 0 else f"FAILED (exit {rc}, see {log_path})"
+            self._failures = [] if rc == 0 else [*self._failures, rec["error"]]
+            same = self._failures[-MAX_SAME_FAILURES:]
+            if len(same) == MAX_SAME_FAILURES and len(set(same)) == 1 and not self.stopped:
+                self.stopped = f"{MAX_SAME_FAILURES} runs in a row failed with: {same[0]}"
+        status = "ok" if rc == 0 else f"FAILED (exit {rc}: {rec['error']}; log {log_path})"
         print(
             f"[{len(self.records)}] {run_name}: {status} in {rec['seconds']:.1f}s"
             + (f", {self.metric}={rec['metric']:.4f}" if rec["metric"] is not None else ""),
             flush=True,
         )
         return rec
+
+    def best(self, n: int = 5) -> list[dict]:
+        """The finished runs with the best final metric (the sweep file's metric and goal)."""
+        done = [r for r in self.records if r["returncode"] == 0 and r.get("metric") is not None]
+        return sorted(done, key=lambda r: r["metric"], reverse=self.goal == "maximize")[:n]
+
+    def best_table(self, n: int = 5) -> str:
+        rows = self.best(n)
+        if not rows:
+            return ""
+        width = max(len(r["name"]) for r in rows)
+        lines = [
+            f"best runs by {self.metric} ({self.goal}):",
+            f"  {'run':<{width}}  {self.metric:>12}  seconds",
+        ]
+        lines += [f"  {r['name']:<{width}}  {r['metric']:>12.4f}  {r['seconds']:>7.1f}" for r in rows]
+        lines.append(f"  runs: {self.sweep_dir}  (cifake report {self.sweep_dir})")
+        return "\n".join(lines)
 
     def plan(self) -> list[dict]:
         if self.cfg["method"] == "grid":
@@ -218,13 +294,15 @@ class LocalSweep:
         else:
             remaining = self.count - len(done)
             slot = 0
-            while remaining > 0:
+            while remaining > 0 and not self.stopped:
                 finished = [(r["params"], r["metric"]) for r in self.records if r["returncode"] == 0]
                 batch = propose(self.cfg, finished, n=min(self.workers, remaining))
                 with ThreadPoolExecutor(self.workers) as pool:
                     list(pool.map(lambda a: self._run_one(a[1], a[0]), enumerate(batch, start=slot)))
                 slot += len(batch)
                 remaining -= len(batch)
+        if self.stopped:
+            print(f"sweep stopped: {self.stopped}", file=sys.stderr)
         failed = [r for r in self.records if r["returncode"] != 0]
         if failed:
             print(

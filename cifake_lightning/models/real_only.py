@@ -1,0 +1,130 @@
+"""RealOnlyDetector: train a one-class (real-only) backbone through `cifake fit`.
+
+A real-only detector never sees a fake image in training, so no test generator can be "seen": it
+models the train reals and scores how unlike them an image is. Lightning-wise it is an
+`ImageClassifier` (same Detector, checkpoints, calibration, predictions table, `cifake test / predict /
+compare / export`), with three differences:
+
+- training minimises the backbone's own `loss(reals)` (e.g. the coding cost of `CodingCostDetector`)
+  on the real images of each batch; the fakes the data module yields are dropped unseen;
+- before every validation the backbone's reference (e.g. the reals' Gaussian) is refitted with the
+  current weights on a fixed, seeded sample of `reference_size` train reals (the same on every DDP rank);
+- `val/loss` is the loss of the validation reals (lower = better model of reals), which is what
+  checkpointing and early stopping should monitor. Validation AUROC against the data's own fakes is
+  logged for information; the threshold rule (default fpr:0.05) uses validation reals only.
+
+The backbone must provide `loss(x)`, `selected_features(x)` and `fit_reference(features)`, and its
+forward is the score (higher = more likely fake), e.g. `models.coding.CodingCostDetector`.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from ..errors import ConfigError
+from .classifier import ImageClassifier
+
+
+class RealOnlyDetector(ImageClassifier):
+    """ImageClassifier for real-only backbones (see module docstring).
+
+    Args:
+        backbone: a real-only model (`loss`, `selected_features`, `fit_reference`; forward = score).
+        normalize: none (default): the backbone codes the [0, 1] pixels themselves.
+        reference_size: train reals the reference is fitted on before each validation.
+        calibration, threshold: as ImageClassifier; the defaults (none, fpr:0.05) keep the score as the
+            logit and choose the threshold on validation reals alone.
+        Other arguments as ImageClassifier.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        normalize: str = "none",
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
+        collect_predictions: bool = True,
+        preprocess: nn.Module | None = None,
+        calibration: str = "none",
+        threshold: str | float = "fpr:0.05",
+        reference_size: int = 2048,
+    ) -> None:
+        super().__init__(
+            backbone,
+            normalize,
+            optimizer,
+            scheduler,
+            channels_last,
+            compile,
+            collect_predictions,
+            preprocess,
+            calibration,
+            threshold,
+        )
+        for method in ("loss", "selected_features", "fit_reference"):
+            if not callable(getattr(backbone, method, None)):
+                raise ConfigError(
+                    "model.backbone",
+                    f"{type(backbone).__name__} is not a real-only model (it has no {method}()); "
+                    "use cifake_lightning.models.ImageClassifier for supervised backbones",
+                )
+        if reference_size < 16:
+            raise ConfigError("model.reference_size", f"must be >= 16, got {reference_size}")
+        self.reference_size = reference_size
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.detector.normalize(self.detector.preprocess(x) if self.detector.preprocess else x)
+
+    def _real_loss(self, batch) -> tuple[torch.Tensor, int]:
+        reals = batch["image"][batch["label"] == 0]
+        if reals.shape[0] == 0:  # a batch of fakes only: nothing to learn, a zero that still backpropagates
+            return sum(p.sum() for p in self.backbone.parameters()) * 0.0, 0
+        return self.backbone.loss(self._inputs(reals)), reals.shape[0]
+
+    def training_step(self, batch, batch_idx):
+        loss, n = self._real_loss(batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=max(n, 1))
+        return loss
+
+    def _eval_step(self, batch, split: str):
+        loss, n = self._real_loss(batch)
+        logits = self(batch["image"]).float()
+        y = batch["label"].long()
+        probs = torch.sigmoid(logits)
+        metrics = self.val_metrics if split == "val" else self.test_metrics
+        confusion = self.val_confusion if split == "val" else self.test_confusion
+        metrics.update(probs, y)
+        confusion.update(probs, y)
+        if n:
+            self.log(
+                f"{split}/loss", loss, on_epoch=True, prog_bar=split == "val", batch_size=n, sync_dist=True
+            )
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=y.shape[0])
+        return logits
+
+    def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
+        self.fit_reference()
+
+    @torch.no_grad()
+    def fit_reference(self) -> None:
+        """Refit the backbone's reference on a seeded sample of train reals with the current weights."""
+        dm = self.trainer.datamodule
+        train = dm.decoded("train")
+        reals = torch.nonzero(train.labels == 0).flatten()
+        if reals.numel() < 16:
+            raise ConfigError("data", f"the training split has {reals.numel()} real images; need >= 16")
+        g = torch.Generator().manual_seed(0)
+        pick = reals[torch.randperm(reals.numel(), generator=g)[: self.reference_size]]
+        was_training = self.training
+        self.eval()
+        feats = []
+        for i in range(0, pick.numel(), 256):
+            x = train.images[pick[i : i + 256]].to(self.device).float().div_(255.0)
+            feats.append(self.backbone.selected_features(self._inputs(x)).float())
+        self.backbone.fit_reference(torch.cat(feats).cpu())
+        self.train(was_training)

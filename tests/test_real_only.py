@@ -1,0 +1,127 @@
+"""Real-only (one-class) detectors: models/coding.py (ZED-style coding cost) trained by
+models/real_only.RealOnlyDetector through `cifake fit` (issue 29)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers.run import QUIET, REPO
+from torchmetrics.functional.classification import binary_auroc
+
+from cifake_lightning.cli import main
+from cifake_lightning.errors import ConfigError
+from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector, RealOnlyDetector
+from cifake_lightning.models.coding import discretized_logistic_logp, expected_logp
+from cifake_lightning.models.detector import Detector
+
+
+def _smooth_images(n: int, seed: int) -> torch.Tensor:
+    """Smooth colour fields with a little grain: a stand-in for 'real' photos, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    x = F.interpolate(low, size=32, mode="bicubic", align_corners=False)
+    return (x + 0.02 * torch.randn(n, 3, 32, 32, generator=g)).clamp(0, 1)
+
+
+def test_mixture_probabilities_sum_to_one_and_the_entropy_matches_its_definition():
+    params = torch.randn(5, 9)  # 5 mixtures of 3 components
+    grid = (torch.arange(256).float() / 127.5 - 1).expand(5, 256)
+    logp = discretized_logistic_logp(grid, params, 3)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(5), atol=1e-4)
+    exact = (logp.exp() * logp).sum(-1)  # E[log p] over all 256 levels
+    assert torch.allclose(expected_logp(params, 3, quadrature=64), exact, atol=0.15)
+
+
+def test_a_coder_of_reals_scores_its_own_distribution_lower_than_noised_or_smoothed_images():
+    torch.manual_seed(0)
+    model = CodingCostDetector(width=16, depth=1)
+    train = _smooth_images(512, seed=1)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    first = None
+    for _ in range(120):
+        loss = model.loss(train[torch.randint(0, 512, (64,))])
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < first - 1.0  # it learned to code the reals (bits per sub-pixel)
+    model.eval()
+    with torch.no_grad():
+        model.fit_reference(model.selected_features(_smooth_images(256, seed=2)))
+        held_out = _smooth_images(128, seed=3)
+        noised = (held_out + 0.08 * torch.randn_like(held_out)).clamp(0, 1)
+        smoothed = F.avg_pool2d(F.pad(held_out, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        real_score = model(held_out)
+        for other in (noised, smoothed):
+            y = torch.cat([torch.zeros(128), torch.ones(128)]).long()
+            assert binary_auroc(torch.cat([real_score, model(other)]), y) > 0.9
+    # the offset puts ~5% of the reference reals above 0
+    assert 0.0 < float((real_score > 0).float().mean()) < 0.25
+
+
+def test_training_never_sees_a_fake():
+    m = RealOnlyDetector(CodingCostDetector(width=8, depth=0))
+    fakes = {"image": torch.rand(8, 3, 32, 32), "label": torch.ones(8, dtype=torch.long)}
+    m.log = lambda *a, **k: None
+    loss = m.training_step(fakes, 0)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(p.grad is None or not p.grad.any() for p in m.parameters())
+
+
+def test_a_supervised_backbone_is_refused_with_the_option_named():
+    with pytest.raises(ConfigError, match="model.backbone.*not a real-only model"):
+        RealOnlyDetector(BirdLotfiCNN(topology="conv16x1"))
+
+
+def test_real_only_detector_trains_and_tests_through_the_cli(cifake_root, tmp_path, monkeypatch):
+    """`cifake fit --config configs/real_only_zed.yaml` then `cifake test`: a predictions table whose
+    logits are the Detector's, and a threshold chosen on validation reals (fpr:0.05)."""
+    monkeypatch.chdir(tmp_path)
+    small = [
+        "--model.init_args.backbone.init_args.width",
+        "8",
+        "--model.init_args.backbone.init_args.depth",
+        "0",
+    ]
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "configs" / "real_only_zed.yaml"),
+            "--data.root",
+            str(cifake_root),
+            "--data.val_size",
+            "100",
+            "--model.init_args.reference_size",
+            "64",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.limit_train_batches",
+            "3",
+            *small,
+            *QUIET,
+        ]
+    )
+    (ckpt,) = (tmp_path / "runs" / "real_only_zed" / "version_0" / "checkpoints").glob("best-*.ckpt")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert bool(saved["state_dict"]["detector.backbone.ref_fitted"])
+    main(["test", "--ckpt", str(ckpt), "--data.root", str(cifake_root), *QUIET])
+    (preds,) = (tmp_path / "results").rglob("predictions.csv")
+    rows = list(csv.DictReader(open(preds)))
+    assert rows and all(math.isfinite(float(r["logit"])) for r in rows)
+    det = Detector.from_checkpoint(ckpt)
+    assert det.calibration.method == "none"
+    reals = saved["cifake_val_scores"]["logit"][saved["cifake_val_scores"]["label"] == 0]
+    assert float((reals >= det.calibration.threshold_logit).float().mean()) <= 0.05 + 1e-9
+    from cifake_lightning.data.image_io import load_image_tensor
+
+    files = [r["file"] for r in rows[:6]]
+    x = torch.stack([load_image_tensor(cifake_root / f) for f in files]).float().div(255)
+    with torch.no_grad():
+        direct = det(x).tolist()
+    assert [float(r["logit"]) for r in rows[:6]] == pytest.approx(direct, abs=1e-4)
