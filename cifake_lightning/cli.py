@@ -26,10 +26,16 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .argv import rewrite_argv
 from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, FiniteGuard, RunInfo
+
+# imported so that --data.help / --model.help know every data module and LightningModule by its short name
+from .data import cifake as _cifake_data  # noqa: F401
+from .data import ood as _ood_data  # noqa: F401
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
 from .help import MAIN_HELP, SUBCOMMAND_HELP, raw_help
+from .models import classifier as _classifier  # noqa: F401
+from .models import real_only as _real_only  # noqa: F401
 from .resolve import (
     as_dict,
     flatten,
@@ -87,7 +93,13 @@ class CifakeCLI(LightningCLI):
                 "description": MAIN_HELP,
                 "formatter_class": raw_help(),
                 **{
-                    sub: {"description": text, "formatter_class": raw_help(), "default_env": False}
+                    sub: {
+                        "description": text,
+                        "formatter_class": raw_help(),
+                        "default_env": False,
+                        # one line, not argparse's 90-line list of every option: the examples come first
+                        "usage": f"cifake {sub} [-h] [-c CONFIG] [--print_config] [OPTIONS]  (options below)",
+                    }
                     for sub, text in SUBCOMMAND_HELP.items()
                 },
             },

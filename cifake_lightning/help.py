@@ -28,7 +28,9 @@ Examples:
     cifake fit --config configs/dualstream.yaml --data configs/data/genset_v2.yaml --trainer.max_epochs 5
     cifake fit --config configs/baseline.yaml --ckpt_path last      # resume the newest run of that name
     cifake fit --config configs/resnet18.yaml --model.backbone vgg11_bn --trainer.precision bf16-mixed
-At the end it prints the best checkpoint, its score, and the operating threshold chosen on validation.""",
+At the end it prints the best checkpoint, its score, and the operating threshold chosen on validation.
+Options of a data or model class (train_size, aligned_fakes, ...): cifake fit --data.help CIFAKEDataModule,
+cifake fit --model.help RealOnlyDetector.""",
     "validate": """Score a checkpoint on the validation split.
 
 Example:
@@ -40,14 +42,22 @@ Examples:
     cifake test --ckpt runs/baseline/version_0/checkpoints/best-epoch07.ckpt --data.root data/cifake
     cifake test --ckpt best.ckpt --data configs/data/ood_genset_v2.yaml --data.root data/genset-v2 \\
         --report.reference_real test/REAL --report.reference_fake test/FAKE --report.robustness true
-    cifake test --ckpt_path best --name baseline          # the newest best-*.ckpt of run baseline""",
+    cifake test --ckpt_path best --name baseline          # the newest best-*.ckpt of run baseline
+Options of an OOD data class: cifake test --data.help ImageFolderOOD (also CombinedTestData, TinyImageNetReal).""",
     "predict": """Score a data set with a checkpoint (one row per image in predictions.csv). Files, folders
 and globs can also be named directly: no data module, one row per input (unreadable ones with the
 reason), calibrated P(fake), the validation threshold, --format csv|json, --out FILE.
 
 Examples:
     cifake predict --ckpt best.ckpt photo.png shots/ 'web/*.webp' --format json --out scores.json
-    cifake predict --ckpt best.ckpt --data cifake_lightning.data.PredictFolder --data.root shots/""",
+    cifake predict --ckpt best.ckpt --data cifake_lightning.data.PredictFolder --data.root shots/
+Options when files, folders or globs are named (no data module, no Lightning):
+    --ckpt CKPT           checkpoint written by cifake fit (required)
+    --threshold P         P(fake) threshold in (0, 1) (default: the checkpoint's validation threshold)
+    --format csv|json     output format (default csv)
+    --out FILE            output file ('-' = standard output; default results/<checkpoint>/predict-<hash>/)
+    --resize METHOD       how other sizes reach the model's input: area (default), bilinear, ...
+    --batch-size N        images per batch (default 256)     --device auto|cpu|cuda|cuda:1""",
 }
 
 

@@ -127,6 +127,18 @@ def test_run_names_are_unique_for_any_parameters():
     assert run_slug({"model.init_args.backbone.init_args.topology": "conv32x2"}) == "conv32x2"  # readable
 
 
+def test_run_names_leave_out_the_sweeps_fixed_values(tmp_path):
+    spec = {
+        "program": "cifake",
+        "method": "grid",
+        "parameters": {"seed_everything": {"values": [0, 1]}, "trainer.max_epochs": {"value": 4}},
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    sweep = LocalSweep(path, save_dir=str(tmp_path / "runs"))
+    assert [sweep.run_name(p) for p in sweep.plan()] == ["exp-seed_everything=0", "exp-seed_everything=1"]
+
+
 FAILER = """
 import sys
 print("training...")

@@ -173,3 +173,37 @@ def test_wandb_report_definition_builds_offline():
 def test_every_topology_in_the_grid_is_buildable():
     for name in paper_topologies():
         assert create_model(name).name == name
+
+
+def test_report_page_shows_each_runs_ood_numbers(tmp_path):
+    """The OOD test's unseen mean/worst AUROC, detected share and every real source's FPR are columns
+    of the comparison table (issue 27); columns no run fills are left out."""
+    from cifake_lightning.tracking.dashboard import write_dashboard
+    from cifake_lightning.tracking.runs import collect_local
+
+    run = tmp_path / "runs" / "sw" / "sw-seed=0" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.csv").write_text("epoch,step,val/acc,val/loss\n0,1,0.7,0.6\n")
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"init_args": {"root": str(tmp_path)}}}))
+    out = tmp_path / "results" / "t0"
+    out.mkdir(parents=True)
+    data = {"data": "ImageFolderOOD", "split": "test", "root": "/x/pubgen-dev", "sources": ["png/a", "png/b"]}
+    (out / "metrics.json").write_text(
+        json.dumps({"ckpt_path": str(run / "checkpoints" / "best.ckpt"), "metrics": {}, "data": data})
+    )
+    unseen = {
+        "unseen": ["png/b"],
+        "mean": {"auroc_vs_test_real": 0.61, "detected@thr": 0.125},
+        "worst": {"auroc_vs_test_real": 0.42},
+        "real_fpr": [{"source": "png/a", "fpr@thr": 0.05}],
+    }
+    (out / "report.json").write_text(json.dumps({"unseen": unseen}))
+    (rec,) = collect_local([tmp_path / "runs"], tmp_path / "results")
+    row = rec.row()
+    assert row["pubgen-dev/png: unseen mean AUROC"] == 0.61
+    assert row["pubgen-dev/png: unseen worst AUROC"] == 0.42
+    assert row["pubgen-dev/png: FPR@thr png/a"] == 0.05
+    write_dashboard([rec], tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert ">pubgen-dev/png: unseen mean AUROC<" in page and ">0.6100<" in page and ">12.5%<" in page
+    assert ">test_acc<" not in page  # nobody measured it

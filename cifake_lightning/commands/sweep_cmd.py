@@ -22,12 +22,18 @@ def main(argv: list[str]) -> None:
         prog="cifake sweep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("local", help="run the sweep here (serial or --workers N)")
-    p.add_argument("file")
-    p.add_argument("--workers", type=int, default=1)
+    p = sub.add_parser(
+        "local",
+        help="run the sweep here (serial or --workers N)",
+        description="Run every run of a sweep file here, as `wandb agent` would, without a W&B server. "
+        "Arguments after `--` are appended to every run's `cifake fit` (e.g. -- --data.root=data/demo "
+        "--trainer.max_epochs=2). Runs, logs and the manifest go to SAVE_DIR/<sweep>/.",
+    )
+    p.add_argument("file", help="W&B sweep YAML (a relative --config in it is also found above the file)")
+    p.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
     p.add_argument("--count", type=int, default=None, help="runs for random/bayes sweeps (grid: first N)")
     p.add_argument("--gpus", default=None, help="comma-separated device ids to spread workers over")
-    p.add_argument("--save-dir", default="runs")
+    p.add_argument("--save-dir", default="runs", help="runs go to SAVE_DIR/<sweep>/<run>/ (default runs)")
     p.add_argument("--resume", action="store_true", help="skip runs the manifest records as finished")
     p = sub.add_parser("list", help="print the runs and commands")
     p.add_argument("file")

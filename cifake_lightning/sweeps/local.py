@@ -206,7 +206,7 @@ class LocalSweep:
         )
 
     def _run_one(self, params: dict, slot: int) -> dict:
-        run_name = f"{self.name}-{run_slug(params)}"
+        run_name = self.run_name(params)
         if self.stopped:
             return {"name": run_name, "params": params, "returncode": None}
         cmd = resolve_config_paths(command_for(self.cfg, params), self.path) + [
@@ -276,6 +276,15 @@ class LocalSweep:
         lines.append(f"  runs: {self.sweep_dir}  (cifake report {self.sweep_dir})")
         return "\n".join(lines)
 
+    def run_name(self, params: dict) -> str:
+        """`<sweep>-<slug of the parameters that vary>`: a sweep's fixed values (`value:`) are left out
+        of the name (they are in the manifest and each run's config), so names stay short and readable."""
+        fixed = {
+            k for k, spec in self.cfg["parameters"].items() if isinstance(spec, dict) and "value" in spec
+        }
+        varying = {k: v for k, v in params.items() if k not in fixed}
+        return f"{self.name}-{run_slug(varying)}" if varying else self.name
+
     def plan(self) -> list[dict]:
         if self.cfg["method"] == "grid":
             runs = grid_runs(self.cfg)
@@ -288,7 +297,7 @@ class LocalSweep:
         self._load_manifest()
         done = {r["name"] for r in self.records if r["returncode"] == 0}
         if self.cfg["method"] == "grid":
-            todo = [p for p in self.plan() if f"{self.name}-{run_slug(p)}" not in done]
+            todo = [p for p in self.plan() if self.run_name(p) not in done]
             with ThreadPoolExecutor(self.workers) as pool:
                 list(pool.map(lambda a: self._run_one(a[1], a[0]), enumerate(todo)))
         else:

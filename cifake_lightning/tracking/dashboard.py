@@ -40,9 +40,20 @@ COLUMNS = [
 ]
 
 
-def _cell(v) -> str:
+def _ood_order(col: str) -> tuple:
+    """OOD columns grouped by test data, then mean, worst, detected, FPRs."""
+    tag, metric = col.split(": ", 1)
+    rank = ["unseen mean AUROC", "unseen worst AUROC", "detected@thr"]
+    return (tag, rank.index(metric) if metric in rank else len(rank), metric)
+
+
+def _cell(v, column: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
+    if column == "fit_s" and isinstance(v, int | float):
+        return f"{v:,.0f}"
+    if isinstance(v, float) and ("FPR" in column or "detected" in column):
+        return f"{100 * v:.1f}%"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
     if isinstance(v, int):
@@ -205,7 +216,12 @@ def write_dashboard(
     paths: dict[str, Path] = {}
     rows = [r.row() for r in runs]
     hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
-    columns = [*COLUMNS, "train_data", "tags", *hp_cols]
+    ood_cols = sorted({k for run in runs for tag, summary in run.ood.items() for k in (f"{tag}: {m}" for m in summary)},
+                      key=_ood_order)  # fmt: skip
+    # columns no run fills (a test_* nobody measured) are left out; the OOD summaries follow the tests
+    filled = [c for c in COLUMNS if c in ("run", "model") or any(r.get(c) not in (None, "") for r in rows)]
+    tail = ["other_tests"] if "other_tests" in filled else []
+    columns = [*(c for c in filled if c != "other_tests"), *ood_cols, *tail, "train_data", "tags", *hp_cols]
     paths["json"] = write_atomic(out / "runs.json", json.dumps(rows, indent=1, default=str))
     buf = io.StringIO()
     buf.write(",".join(columns) + "\n")
@@ -234,6 +250,7 @@ def write_dashboard(
     header_notes = {
         "val_acc": "validation split carved from the run's training data, at the lowest-val-loss epoch",
         "test_acc": "the run's own test split (see test_data); OOD tests are under other_tests and links",
+        "fit_s": "wall time of cifake fit, seconds",
     }
     head = "".join(
         f'<th title="{html.escape(header_notes.get(c, c))}">{html.escape(c)}<span class="arrow"></span></th>'
@@ -250,7 +267,9 @@ def write_dashboard(
                 tip = f' title="on the validation split of {html.escape(r.get("train_data") or "the training data")}"'
             elif c.startswith("test_") and c not in ("test_data",):
                 tip = f' title="on {html.escape(r.get("test_data") or "no test recorded")}"'
-            cells.append(f'<td data-v="{html.escape("" if v is None else str(v))}"{tip}>{_cell(v)}</td>')
+            elif ": " in c:
+                tip = f' title="{html.escape(c)}: cifake test of this run on {html.escape(c.split(": ")[0])}"'
+            cells.append(f'<td data-v="{html.escape("" if v is None else str(v))}"{tip}>{_cell(v, c)}</td>')
         cells.append(f'<td data-v="">{_links(run, out)}</td>')
         attrs = (
             f'data-run="{html.escape(run.name)}" data-model="{html.escape(run.model)}" '

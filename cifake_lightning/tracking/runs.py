@@ -37,6 +37,7 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     train_data: str = ""  # what the run was trained on: "<data module> <root folder name>"
     links: dict[str, str] = field(default_factory=dict)  # label -> path of test reports, explanation maps
+    ood: dict[str, dict] = field(default_factory=dict)  # OOD test tag -> its summary (see ood_summary)
 
     def row(self) -> dict:
         r = {
@@ -52,6 +53,8 @@ class RunRecord:
         for k in ("acc", "f1", "auroc"):
             r[f"test_{k}"] = self.test.get(f"test/{k}")
         r["test_data"] = self.test_data
+        for tag, summary in self.ood.items():
+            r.update({f"{tag}: {k}": v for k, v in summary.items()})
         r["other_tests"] = "; ".join(self.other_tests)
         r["train_data"] = self.train_data
         r["tags"] = ", ".join(self.tags)
@@ -144,6 +147,49 @@ def _data_label(data: dict) -> str:
     )
 
 
+def ood_tag(data: dict) -> str:
+    """A short name for the data an OOD test ran on: its root folder's name, plus the first folder of
+    its sources when they all share one (pubgen-dev's png/ and jpg75/ variants are two tags)."""
+    root = Path(str(data.get("root", ""))).name or "?"
+    first = {str(s).split("/", 1)[0] for s in data.get("sources") or [] if "/" in str(s)}
+    heads = {str(s).split("/", 1)[0] for s in data.get("sources") or []}
+    return f"{root}/{first.pop()}" if len(first) == 1 and len(heads) == 1 else root
+
+
+def ood_summary(report: dict) -> dict:
+    """The numbers an OOD test exists for, from its report.json: unseen mean/worst AUROC (against the
+    test reals), the share of unseen fakes detected at the validation threshold, and the FPR at that
+    threshold of every real source."""
+    unseen = report.get("unseen") or {}
+    if not unseen.get("unseen"):
+        return {}
+    mean, worst = unseen.get("mean") or {}, unseen.get("worst") or {}
+    out = {
+        "unseen mean AUROC": mean.get("auroc_vs_test_real"),
+        "unseen worst AUROC": worst.get("auroc_vs_test_real"),
+        "detected@thr": mean.get("detected@thr"),
+    }
+    for row in unseen.get("real_fpr") or []:
+        out[f"FPR@thr {row['source']}"] = row.get("fpr@thr")
+    return out
+
+
+def _ood_tests(tests: list[dict]) -> dict[str, dict]:
+    """tag -> summary of the newest OOD test on each data (tests are in time order)."""
+    out: dict[str, dict] = {}
+    for t in tests:
+        rep = Path(t["_folder"]) / "report.json"
+        if not rep.is_file():
+            continue
+        try:
+            summary = ood_summary(json.loads(rep.read_text()))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if summary:
+            out[ood_tag(t.get("data") or {})] = summary
+    return out
+
+
 def _own_test(tests: list[dict], config: dict) -> tuple[dict, str, list[str]]:
     """The newest test on the run's own data module and root (its in-distribution test split), and
     labels of the others; a test on other data (an OOD set) is never shown as the run's test accuracy."""
@@ -222,6 +268,7 @@ def _local_run(d: Path, tests: dict[str, list[dict]]) -> RunRecord:
         tags=list(tags),
         train_data=f"{str(data_cfg.get('class_path', '')).rsplit('.', 1)[-1]} {Path(str(root)).name}".strip(),
         links=links,
+        ood=_ood_tests(run_tests),
     )
 
 
