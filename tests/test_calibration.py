@@ -74,7 +74,9 @@ def test_separable_validation_holds_the_temperature_at_its_bound():
 
 
 def test_one_class_validation_gives_the_identity():
-    cal = C.fit(torch.randn(10), torch.zeros(10).long(), "temperature", "fpr:0.01")
+    cal = C.fit(torch.randn(10), torch.ones(10).long(), "temperature", "fpr:0.01")  # fakes only
+    assert cal.scale == 1.0 and cal.threshold == 0.5
+    cal = C.fit(torch.randn(10), torch.zeros(10).long(), "temperature", "youden")  # Youden needs both
     assert cal.scale == 1.0 and cal.threshold == 0.5
 
 
@@ -187,3 +189,26 @@ def test_own_ece_equals_torchmetrics():
         assert C.ece(p, y) == pytest.approx(
             float(binary_calibration_error(p, y, n_bins=15, norm="l1")), abs=1e-6
         )
+
+
+def test_calibration_is_kept_only_where_it_lowers_held_out_validation_nll():
+    """Issue 27: a temperature that does not make validation probabilities better (scored on rows it was
+    not fitted on) is declined, and the description says so in one line."""
+    from cifake_lightning.models.calibration import fit
+
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(400, generator=g) * 2
+    y = (torch.rand(400, generator=g) < torch.sigmoid(true)).long()
+    over = fit(true * 4, y, "temperature", "fpr:0.05")  # overconfident 4x: calibration helps
+    assert not over.declined and over.temperature == pytest.approx(4, rel=0.3)
+    calibrated = fit(true, y, "temperature", "fpr:0.05")  # already calibrated: nothing to gain
+    assert calibrated.declined and calibrated.scale == 1.0 and calibrated.bias == 0.0
+    assert "did not lower validation NLL" in calibrated.describe()
+
+
+def test_an_fpr_threshold_needs_validation_reals_only():
+    from cifake_lightning.models.calibration import fit
+
+    reals = torch.arange(100).float()
+    cal = fit(reals, torch.zeros(100, dtype=torch.long), "temperature", "fpr:0.05")
+    assert cal.method == "none" and cal.val_fpr <= 0.05 + 1e-6 and cal.threshold_logit > 94

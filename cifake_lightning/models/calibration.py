@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 T_MIN, T_MAX = 0.5, 100.0
 #: bumped when fitting changes, so that calibrations stored by older code are refitted, not reused
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3  # 3: a fit that does not lower validation NLL is declined
 METHODS = ("temperature", "platt", "none")
 
 
@@ -153,6 +153,7 @@ class Calibration:
     val_fpr: float = math.nan  # share of validation reals at or above the threshold
     val_tpr: float = math.nan
     at_bound: bool = False
+    declined: bool = False  # the fitted scale/bias did not lower validation NLL: identity is used instead
     version: int = CALIBRATION_VERSION
 
     @property
@@ -185,13 +186,16 @@ class Calibration:
                     "images: calibration and threshold need both classes)"
                 )
             return "raw sigmoid, threshold 0.5 (no validation scores stored)"
-        cal = {
-            "temperature": f"temperature T={self.temperature:.3g}"
-            + (" (at its bound)" if self.at_bound else ""),
-            "platt": f"Platt a={self.scale:.3g} b={self.bias:.3g}"
-            + (" (at its bound)" if self.at_bound else ""),
-            "none": "no calibration",
-        }[self.method]
+        if self.declined:
+            cal = f"no calibration (a fitted {self.method} scaling did not lower validation NLL, so it is not used)"
+        else:
+            cal = {
+                "temperature": f"temperature T={self.temperature:.3g}"
+                + (" (at its bound)" if self.at_bound else ""),
+                "platt": f"Platt a={self.scale:.3g} b={self.bias:.3g}"
+                + (" (at its bound)" if self.at_bound else ""),
+                "none": "no calibration",
+            }[self.method]
         small = ""
         if self.rule.startswith("fpr:") and self.n_real * float(self.rule[4:]) < 1:
             small = (
@@ -231,6 +235,23 @@ def _threshold_logit(z: torch.Tensor, y: torch.Tensor, rule: str | float, cal: C
     return float(torch.nextafter(torch.tensor(v), torch.tensor(math.inf)))
 
 
+def _helps(z: torch.Tensor, y: torch.Tensor, method: str) -> bool:
+    """Whether calibrating lowers validation NLL on data it was not fitted on: two folds (even and odd
+    rows), each calibrated on the other; fitted and scored on the same rows it would always "help"."""
+    halves = [torch.arange(len(z))[i::2] for i in (0, 1)]
+    if min(int(y[h].sum()) for h in halves) == 0 or min(int((y[h] == 0).sum()) for h in halves) == 0:
+        return True  # too few of one class to cross-check: keep the fit (its describe() warns on small sets)
+    raw, cal = 0.0, 0.0
+    for fit_rows, score_rows in (halves, halves[::-1]):
+        if method == "temperature":
+            a, b = 1.0 / fit_temperature(z[fit_rows], y[fit_rows]), 0.0
+        else:
+            a, b = fit_platt(z[fit_rows], y[fit_rows])
+        raw += nll(z[score_rows], y[score_rows])
+        cal += nll(a * z[score_rows] + b, y[score_rows])
+    return cal < raw
+
+
 def fit(
     logit: torch.Tensor, label: torch.Tensor, method: str = "temperature", rule: str | float = "fpr:0.01"
 ) -> Calibration:
@@ -245,8 +266,10 @@ def fit(
             "calibration or threshold is fitted on them (the model diverged)"
         )
     n_real, n_fake = int((y == 0).sum()), int((y == 1).sum())
-    if n_real == 0 or n_fake == 0:
+    if n_real == 0 or (n_fake == 0 and not str(rule).startswith("fpr:")):
         return Calibration(rule="0.5", n_real=n_real, n_fake=n_fake)
+    if n_fake == 0:  # an FPR rule needs reals only (a real-only detector's validation); no calibration
+        method = "none"
     scale, bias, at_bound = 1.0, 0.0, False
     if method == "temperature":
         t = fit_temperature(z, y)
@@ -254,6 +277,9 @@ def fit(
     elif method == "platt":
         scale, bias = fit_platt(z, y)
         at_bound = scale >= (1 / T_MIN) * 0.999 or scale <= (1 / T_MAX) * 1.001
+    declined = method != "none" and not _helps(z, y, method)
+    if declined:  # calibration is kept only where it makes validation probabilities better
+        scale, bias, at_bound = 1.0, 0.0, False
     base = Calibration(method=method, scale=scale, bias=bias)
     t_logit = _threshold_logit(z, y, rule, base)
     cal_logit = z * scale + bias
@@ -268,13 +294,14 @@ def fit(
         rule=str(rule),
         n_real=n_real,
         n_fake=n_fake,
-        val_nll_raw=nll(z, y),
-        val_nll=nll(cal_logit, y),
-        val_ece_raw=ece(torch.sigmoid(z), y),
-        val_ece=ece(torch.sigmoid(cal_logit), y),
+        val_nll_raw=nll(z, y) if n_fake else math.nan,
+        val_nll=nll(cal_logit, y) if n_fake else math.nan,
+        val_ece_raw=ece(torch.sigmoid(z), y) if n_fake else math.nan,
+        val_ece=ece(torch.sigmoid(cal_logit), y) if n_fake else math.nan,
         val_fpr=float(pred[y == 0].float().mean()),
-        val_tpr=float(pred[y == 1].float().mean()),
+        val_tpr=float(pred[y == 1].float().mean()) if n_fake else math.nan,
         at_bound=bool(at_bound),
+        declined=bool(declined),
     )
 
 
