@@ -247,3 +247,25 @@ def test_image_folder_ood_reads_cifake_classes_when_asked(cifake_root, tmp_path)
     assert named.content_class.tolist() == want and len(set(want)) == 10
     with pytest.raises(ConfigError, match="data.content_classes"):
         ImageFolderOOD(content_classes="imagenet", **kw)
+
+
+def test_ood_numbers_become_sortable_scalars():
+    """Issue 27: per-source and unseen-summary numbers go to W&B as scalars, not only as a table."""
+    from cifake_lightning.evaluate.ood_report import ood_scalars
+
+    report = {
+        "sources": [
+            {"source": "png/fake_sd1", "auroc": 0.61, "acc@thr": 0.1},
+            {"source": "x", "auroc": float("nan")},
+        ],
+        "unseen": {
+            "mean": {"auroc_vs_test_real": 0.6, "detected@thr": 0.05},
+            "worst": {"auroc_vs_test_real": 0.4},
+            "real_fpr": [{"source": "png/real", "fpr@thr": 0.02}],
+            "by_kind": [{"kind": "latent diffusion", "mean_auroc": 0.61, "worst_auroc": 0.61}],
+        },
+    }
+    s = ood_scalars(report)
+    assert s["ood/png/fake_sd1/auroc"] == 0.61 and s["ood/unseen_worst_auroc"] == 0.4
+    assert s["ood/png/real/fpr@thr"] == 0.02 and s["ood/kind/latent_diffusion/mean_auroc"] == 0.61
+    assert "ood/x/auroc" not in s  # no NaN scalars

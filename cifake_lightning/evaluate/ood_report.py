@@ -7,6 +7,7 @@ robustness perturbation, each produced by the same Lightning predict path."""
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -282,6 +283,32 @@ def _print_table(rows: list[dict]) -> None:
     Console(width=200).print(t)
 
 
+def ood_scalars(report: dict) -> dict[str, float]:
+    """The report's per-source and unseen-summary numbers as flat scalars (W&B summary keys), so a W&B
+    runs table can be sorted by, e.g., `ood/unseen_worst_auroc` or `ood/png/fake_sd1/auroc`."""
+    out: dict[str, float] = {}
+
+    def put(key: str, v) -> None:
+        if isinstance(v, int | float) and math.isfinite(v):
+            out[key] = float(v)
+
+    for r in report.get("sources") or []:
+        for k in ("auroc", "acc@thr", "real_acc@thr", "fake_acc@thr", "tpr@1%fpr", "tpr@5%fpr"):
+            put(f"ood/{r['source']}/{k}", r.get(k))
+    unseen = report.get("unseen") or {}
+    for which in ("mean", "worst"):
+        row = unseen.get(which) or {}
+        put(f"ood/unseen_{which}_auroc", row.get("auroc_vs_test_real"))
+        put(f"ood/unseen_{which}_detected@thr", row.get("detected@thr"))
+    for row in unseen.get("real_fpr") or []:
+        put(f"ood/{row['source']}/fpr@thr", row.get("fpr@thr"))
+    for row in unseen.get("by_kind") or []:
+        kind = str(row.get("kind", "")).replace(" ", "_")
+        put(f"ood/kind/{kind}/mean_auroc", row.get("mean_auroc"))
+        put(f"ood/kind/{kind}/worst_auroc", row.get("worst_auroc"))
+    return out
+
+
 def _to_wandb(loggers: list, report: dict, out: Path) -> None:
     loggers = [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
     if not loggers:
@@ -289,7 +316,7 @@ def _to_wandb(loggers: list, report: dict, out: Path) -> None:
     import wandb
 
     table = wandb.Table(columns=COLUMNS, data=[[r.get(c) for c in COLUMNS] for r in report["sources"]])
-    payload = {"test/sources": table}
+    payload = {"test/sources": table, **ood_scalars(report)}
     for name in ("reliability", "false_positives", "false_negatives"):
         if (out / f"{name}.png").is_file():
             payload[f"test/{name}"] = wandb.Image(str(out / f"{name}.png"))
