@@ -84,6 +84,9 @@ class CifakeCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             trainer_defaults={
                 "callbacks": [RunInfo(), EpochSeed(), FiniteGuard()],
+                # the fit banner names the model and its parameter count; Lightning's summary table
+                # (with "Total FLOPs: 0" on a CPU) is noise at this size: --trainer.enable_model_summary true
+                "enable_model_summary": False,
                 "default_root_dir": "runs",
             },
             seed_everything_default=0,
@@ -335,6 +338,10 @@ def _print_fit_summary(trainer, model) -> None:
         score = ck.best_model_score
         shown = f"{float(score):.4f}" if score is not None else "n/a"
         lines.append(f"best checkpoint {ck.best_model_path} ({ck.monitor} = {shown})")
+    logged = trainer.callback_metrics
+    val = [f"{k} {float(logged[k]):.4f}" for k in ("val/acc", "val/auroc", "val/loss") if k in logged]
+    if val:
+        lines.append(f"last validation: {', '.join(val)}")
     if getattr(ck, "last_model_path", ""):
         lines.append(f"last checkpoint {ck.last_model_path} (after {trainer.current_epoch} epoch(s))")
     cal = getattr(model, "calibration", None)
@@ -386,6 +393,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings(
         "ignore", message=".*callbacks used to create the checkpoint need to be provided.*"
     )
+    # a short epoch still logs its epoch means; the per-step notice is not actionable
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     # per-batch notices from torchmetrics when a (sanity-check) batch holds one class only
     warnings.filterwarnings("ignore", message=r".*No (positive|negative) samples in targets.*")
     # torch>=2.10 deprecation inside Lightning's own pytree helper

@@ -81,6 +81,31 @@ def machine_info() -> dict:
     return info
 
 
+def fit_banner(trainer, pl_module) -> str:
+    """One line saying what is trained on what: model, data, split sizes, epochs, precision, run folder."""
+    backbone = type(getattr(pl_module, "backbone", pl_module)).__name__
+    params = sum(p.numel() for p in getattr(pl_module, "backbone", pl_module).parameters())
+    what = f"training {type(pl_module).__name__}({backbone}, {params / 1e6:.2f}M parameters)"
+    dm = trainer.datamodule
+    data = ""
+    if dm is not None and hasattr(dm, "summary"):
+        try:
+            s = dm.summary()
+            root = getattr(dm, "root", None) or (dm._root() if hasattr(dm, "_root") else "")
+            parts = [
+                f"{name} {d['n']:,} ({d['real']:,} real / {d['fake']:,} fake)"
+                for name, d in s.items()
+                if name in ("train", "val")
+            ]
+            data = f" on {type(dm).__name__} {root}: " + ", ".join(parts)
+        except Exception:  # noqa: BLE001 - a banner must never stop a run
+            data = f" on {type(dm).__name__}"
+    folder = run_dir(trainer)
+    return f"{what}{data}; {trainer.max_epochs} epoch(s) at most, precision {trainer.precision}" + (
+        f"; run folder {folder}" if folder is not None else ""
+    )
+
+
 class RunInfo(L.Callback):
     """Writes ``run_info.json`` into the run's log dir at setup and adds it to the loggers' config."""
 
@@ -88,6 +113,8 @@ class RunInfo(L.Callback):
         import time
 
         self._t0 = time.perf_counter()
+        if trainer.is_global_zero:
+            print(f"cifake: {fit_banner(trainer, pl_module)}", file=sys.stderr, flush=True)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         """Record wall time and epochs of the fit (read by `cifake report`)."""
