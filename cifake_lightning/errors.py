@@ -54,7 +54,7 @@ class ConfigError(CifakeError, ValueError):
     """
 
     def __init__(self, option: str, message: str):
-        self.option = option
+        self.option, self.message = option, message
         super().__init__(f"option {option}: {message}")
 
 

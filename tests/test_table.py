@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+import pytest
 import torch
 from helpers.run import QUIET
 
@@ -173,3 +174,21 @@ def test_retesting_with_other_options_keeps_the_earlier_result(demo_ckpt, cifake
     folders = {p.parent for p in (tmp_path / "results").rglob("report.json")}
     assert len(folders) == 2 and first in folders
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+
+
+def test_a_written_result_reads_back_as_the_same_table(tmp_path):
+    """PredictionTable.read is the one reader of results (issue 25): what write_source_report wrote
+    comes back with the same rows, logits, labels, sources, data hash and threshold."""
+    from cifake_lightning.evaluate.ood_report import write_source_report
+    from cifake_lightning.models.calibration import fit
+
+    m = _manifest(40)
+    logit = torch.where(m.labels == 1, 2.0, -2.0) + torch.linspace(-0.5, 0.5, 40)
+    cal = fit(logit, m.labels, "temperature", "fpr:0.1")
+    table = PredictionTable(torch.arange(40), logit, m, "some.ckpt", calibration=cal)
+    write_source_report(tmp_path, table, images=torch.zeros(40, 3, 32, 32, dtype=torch.uint8), gallery_size=2)
+    back = PredictionTable.read(tmp_path)
+    assert torch.equal(back.index, table.index) and torch.allclose(back.logit, table.logit, atol=1e-5)
+    assert torch.equal(back.label, table.label) and back.source_names == table.source_names
+    assert back.files == table.files and back.manifest.content_hash == m.content_hash
+    assert back.threshold == pytest.approx(table.threshold) and torch.equal(back.decision, table.decision)

@@ -6,19 +6,18 @@ Two results of `cifake test` on the same data (same content hash) are paired ima
 - ranking: a paired bootstrap of the AUROC difference (images resampled with replacement, both models
   scored on the same resample; torchmetrics' AUROC), reported as the difference and its 95% interval.
 
-Pure functions of two PredictionTables (or the predictions.csv files `cifake test` writes).
+Pure functions of two PredictionTables (read from `cifake test` result folders by PredictionTable.read).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from .table import PredictionTable
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -101,86 +100,49 @@ def compare_scores(
     return out
 
 
-def read_result(folder: str | Path) -> tuple[dict[int, tuple[int, float, str, float]], str, dict]:
-    """{row index: (label, p_fake, source, logit)}, the data's content hash and the report of a
-    `cifake test` folder."""
-    folder = Path(folder)
-    report_path, csv_path = folder / "report.json", folder / "predictions.csv"
-    for p in (report_path, csv_path):
-        if not p.is_file():
-            raise ConfigError("compare", f"{p} not found: give result folders written by `cifake test`")
-    try:
-        report = json.loads(report_path.read_text())
-        if not isinstance(report, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
-        raise ConfigError(
-            "compare", f"{report_path} is unreadable ({e}); test the checkpoint again"
-        ) from None
-    rows = {}
-    try:
-        with open(csv_path, newline="") as f:
-            for r in csv.DictReader(f):
-                label = {"real": 0, "fake": 1}.get(r["label"])
-                if label is None:
-                    raise ConfigError("compare", f"{csv_path}: row {r.get('index')} has no real/fake label")
-                p = float(r["p_fake"])
-                logit = float(r["logit"]) if r.get("logit") else p
-                rows[int(r["index"])] = (label, p, r.get("source", ""), logit)
-    except ConfigError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as e:  # a truncated or edited file
-        raise ConfigError(
-            "compare", f"{csv_path} is unreadable ({type(e).__name__}: {e}); test again"
-        ) from None
-    return rows, (report.get("data") or {}).get("content_hash", ""), report
-
-
 def compare_results(
     a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0, sources: list[str] | None = None
 ) -> dict:
     """Compare two `cifake test` result folders of the same data (refused when the data differ).
 
-    Decisions use each run's own validation-chosen threshold (stored in its report; 0.5 for reports
-    without one), on its calibrated P(fake) as written in predictions.csv. `sources` restricts the
-    comparison to those sources' rows (e.g. the unseen generators plus the test reals)."""
-    rows_a, hash_a, rep_a = read_result(a)
-    rows_b, hash_b, rep_b = read_result(b)
-    if not hash_a or hash_a != hash_b or rows_a.keys() != rows_b.keys():
+    Each folder is read as a PredictionTable; decisions use each table's own validation-chosen
+    threshold on its calibrated P(fake), AUROCs rank the logits. `sources` restricts the comparison to
+    those sources' rows (e.g. the unseen generators plus the test reals)."""
+    ta, tb = (_read(f) for f in (a, b))
+    hash_a, hash_b = ta.manifest.content_hash, tb.manifest.content_hash
+    if not hash_a or hash_a != hash_b or not torch.equal(ta.index, tb.index):
         raise ConfigError(
             "compare",
             f"the two results were not measured on the same images ({hash_a[:10] or '?'} vs {hash_b[:10] or '?'}); "
             "test both checkpoints on the same data first",
         )
-    keys = sorted(rows_a)
+    if not torch.equal(ta.label, tb.label):
+        raise ConfigError("compare", "the two results disagree on the labels of the same images")
+    if (ta.label < 0).any():
+        raise ConfigError("compare", "the results hold unlabelled images: nothing to compare on")
     if sources:
-        present = {v[2] for v in rows_a.values()}
+        present = set(ta.source_names)
         missing = [x for x in sources if x not in present]
         if missing:
             raise ConfigError(
                 "compare --source", f"{missing} not in the results (sources: {sorted(present)})"
             )
-        keys = [k for k in keys if rows_a[k][2] in sources]
-    label = torch.tensor([rows_a[k][0] for k in keys])
-    if any(rows_a[k][0] != rows_b[k][0] for k in keys):
-        raise ConfigError("compare", "the two results disagree on the labels of the same images")
+        keep = torch.tensor([n in sources for n in ta.source_names], dtype=torch.bool)
+        ta, tb = ta.select(keep), tb.select(keep)
     out = compare_scores(
-        label, torch.tensor([rows_a[k][1] for k in keys]), torch.tensor([rows_b[k][1] for k in keys]),
-        threshold_a=_threshold(rep_a), threshold_b=_threshold(rep_b), n_boot=n_boot, seed=seed,
-        score_a=torch.tensor([rows_a[k][3] for k in keys]), score_b=torch.tensor([rows_b[k][3] for k in keys]),
+        ta.label, ta.prob, tb.prob, threshold_a=ta.threshold, threshold_b=tb.threshold,
+        n_boot=n_boot, seed=seed, score_a=ta.logit, score_b=tb.logit,
     )  # fmt: skip
-    out["threshold_a"], out["threshold_b"] = _threshold(rep_a), _threshold(rep_b)
+    out["threshold_a"], out["threshold_b"] = ta.threshold, tb.threshold
     out["sources"] = sources or "all"
-    out["a"], out["b"] = (
-        {"folder": str(a), "checkpoint": rep_a.get("checkpoint")},
-        {
-            "folder": str(b),
-            "checkpoint": rep_b.get("checkpoint"),
-        },
-    )
+    out["a"] = {"folder": str(a), "checkpoint": ta.checkpoint}
+    out["b"] = {"folder": str(b), "checkpoint": tb.checkpoint}
     out["data_content_hash"] = hash_a
     return out
 
 
-def _threshold(report: dict) -> float:
-    return float((report.get("threshold") or {}).get("validation", 0.5))
+def _read(folder: str | Path) -> PredictionTable:
+    try:
+        return PredictionTable.read(folder)
+    except ConfigError as e:
+        raise ConfigError("compare", e.message) from None

@@ -78,7 +78,9 @@ def reliability_png(
         kind = "fake" if lab == {1} else "real" if lab == {0} else "mixed"
         names.append(f"{source_names[s]} ({kind}, n={int(sel.sum())})")
         colours.append({"fake": "#d62728", "real": "#1f77b4", "mixed": "#7f7f7f"}[kind])
-    parts = bx.boxplot(data, vert=False, whis=(5, 95), showfliers=False, patch_artist=True, widths=0.6)
+    parts = bx.boxplot(
+        data, orientation="horizontal", whis=(5, 95), showfliers=False, patch_artist=True, widths=0.6
+    )
     for patch, c in zip(parts["boxes"], colours):
         patch.set_facecolor(c)
         patch.set_alpha(0.45)

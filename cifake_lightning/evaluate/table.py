@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 
 from ..data.split import SplitManifest
-from ..errors import NonFiniteError
+from ..errors import ConfigError, NonFiniteError
 from ..models.calibration import IDENTITY, Calibration
 
 LABEL_NAMES = {0: "real", 1: "fake", -1: ""}
+LABEL_VALUES = {"real": 0, "fake": 1, "": -1}
 
 
 @dataclass
@@ -119,6 +120,69 @@ class PredictionTable:
             self.calibration,
         )
 
+    # ------------------------------------------------------------------ input
+    @classmethod
+    def read(cls, folder: str | Path) -> PredictionTable:
+        """The table a `cifake test` result folder holds (predictions.csv and report.json): the one
+        reader of results (compare, benchmarks and scripts use it). The manifest is rebuilt from the
+        rows and the report's data description (pixels are not needed after the model); rows the file
+        does not list keep an empty file name and label -1. Errors name the damaged file."""
+        folder = Path(folder)
+        report_path, csv_path = folder / "report.json", folder / "predictions.csv"
+        for p in (report_path, csv_path):
+            if not p.is_file():
+                raise ConfigError("results", f"{p} not found: give a result folder written by `cifake test`")
+        try:
+            report = json.loads(report_path.read_text())
+            if not isinstance(report, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:  # JSONDecodeError is a ValueError
+            raise ConfigError(
+                "results", f"{report_path} is unreadable ({e}); test the checkpoint again"
+            ) from None
+        data = report.get("data") or {}
+        names = list(data.get("sources") or [])
+        try:
+            text = csv_path.read_text()
+            if text and not text.endswith("\n"):
+                raise ValueError("it ends inside a row (cut short)")
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            index = [int(r["index"]) for r in rows]
+            for r in rows:
+                if None in r.values() or None in r:  # a row cut short, or one with extra cells
+                    raise ValueError(f"row {r.get('index')} does not have the header's columns")
+                if r["source"] not in names:
+                    names.append(r["source"])
+                if r["label"] not in LABEL_VALUES:
+                    raise ValueError(f"row {r['index']} has label {r['label']!r}")
+            logit = torch.tensor([float(r["logit"]) for r in rows])
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a truncated or edited file
+            raise ConfigError(
+                "results", f"{csv_path} is unreadable ({type(e).__name__}: {e}); test again"
+            ) from None
+        n = max(index, default=-1) + 1
+        files, labels = [""] * n, torch.full((n,), -1, dtype=torch.long)
+        source, content_class = torch.zeros(n, dtype=torch.long), torch.full((n,), -1, dtype=torch.long)
+        for i, r in zip(index, rows):
+            files[i], labels[i] = r["file"], LABEL_VALUES[r["label"]]
+            source[i], content_class[i] = names.index(r["source"]), int(r.get("content_class") or -1)
+        kinds = data.get("kinds") or {}
+        manifest = SplitManifest(
+            split=str(data.get("split", "test")),
+            data=str(data.get("data", "")),
+            root=str(data.get("root", "")),
+            files=tuple(files),
+            labels=labels,
+            source=source,
+            content_class=content_class,
+            source_names=tuple(names),
+            content_hash=str(data.get("content_hash", "")),
+            source_kinds=tuple(kinds.get(x, "") for x in names),
+        )
+        cal = report.get("calibration")
+        calibration = Calibration.from_dict(cal) if isinstance(cal, dict) else IDENTITY
+        return cls(torch.tensor(index), logit, manifest, report.get("checkpoint"), None, calibration)
+
     # ------------------------------------------------------------------ output
     def to_csv(self, threshold: float | None = None) -> str:
         """One row per image: index, file, source, content_class, label, logit, p_fake (calibrated),
@@ -138,7 +202,12 @@ class PredictionTable:
             pred, thr = (prob >= threshold).long().tolist(), threshold
         for i, (row, logit, p) in enumerate(zip(self.index.tolist(), self.logit.tolist(), prob.tolist())):
             out = [row, files[row], names[source[i]], cc[i], LABEL_NAMES.get(label[i], label[i])]
-            out += [f"{logit:.6f}", f"{p:.6f}", "fake" if pred[i] else "real", f"{thr:.6g}"]
+            out += [
+                f"{logit:.9g}",
+                f"{p:.6f}",
+                "fake" if pred[i] else "real",
+                f"{thr:.6g}",
+            ]  # 9 digits: float32 exactly
             w.writerow(out)
         return buf.getvalue()
 
