@@ -308,6 +308,14 @@ class CifakeCLI(LightningCLI):
                 raise
             raise own from e
 
+    def before_fit(self) -> None:
+        """Load and check the data before the trainer touches its loggers: Lightning creates the W&B run
+        before it sets the data module up, so an option error found there (a val_size that leaves no
+        training images) would otherwise leave an offline W&B run behind. The data module keeps what it
+        set up; Lightning's own setup call then finds it done."""
+        self.datamodule.prepare_data()
+        self.datamodule.setup("fit")
+
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)

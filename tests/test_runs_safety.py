@@ -177,3 +177,15 @@ def test_wandb_environment_variables_place_the_offline_run(cifake_root, tmp_path
     assert all(v.encode() in data for v in want.values()), [
         v for v in want.values() if v.encode() not in data
     ]
+
+
+def test_an_option_error_found_in_the_data_leaves_no_run_behind(cifake_root, tmp_path, monkeypatch, capsys):
+    """Issue 27: the data is checked before Lightning creates the W&B run; the reserved version folder
+    (and its W&B run id) is released, so a failed start takes no version_N and leaves no offline run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--data.root", str(cifake_root),
+              "--data.val_size", "100000", "--trainer.enable_progress_bar=false", "--data.progress=false"])  # fmt: skip
+    assert e.value.code == 2 and "leaves no training images" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("version_*")) and not list(tmp_path.rglob("wandb"))

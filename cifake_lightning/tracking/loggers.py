@@ -121,10 +121,15 @@ _reserved: list[Path] = []
 
 
 def release_empty_versions() -> None:
-    """Remove reserved version folders that stayed empty (the run failed before writing anything)."""
+    """Remove reserved version folders that stayed empty (the run failed before writing anything but
+    the W&B run id it would have used)."""
     while _reserved:
+        folder = _reserved.pop()
         try:
-            _reserved.pop().rmdir()  # only succeeds when empty
+            if [p.name for p in folder.iterdir()] == [WANDB_ID_FILE]:
+                (folder / WANDB_ID_FILE).unlink()
+            folder.rmdir()  # only succeeds when empty
+            folder.parent.rmdir()  # the run's folder too, when this was its only version
         except OSError:
             pass
 
