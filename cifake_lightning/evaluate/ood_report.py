@@ -223,7 +223,7 @@ def write_source_report(
     write_json(out / "report.json", report)
     write_atomic(out / "report.md", "\n".join(md) + "\n")
     write_atomic(out / "predictions.csv", table.to_csv())
-    _print_table(report["sources"])
+    _print_table(report["sources"], report.get("unseen"))
     if loggers:
         _to_wandb(loggers, report, out)
     return report
@@ -260,27 +260,41 @@ def _class_gallery(path: Path, table: PredictionTable, images: torch.Tensor, per
         gallery_png(torch.stack(tiles), caps, path, title, cols=per_class)
 
 
-def _print_table(rows: list[dict]) -> None:
-    import math
+TERMINAL_COLUMNS = ["source", "label", "n", "acc@thr", "auroc", "tpr@5%fpr", "mean_p_fake"]
 
+
+def _print_table(rows: list[dict], unseen: dict | None = None) -> None:
+    """The terminal's share of the report: a few columns that fit a 100-column terminal (every column is
+    in report.md), then one line of the generalisation summary."""
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="per-source test metrics")
-    for c in COLUMNS:
-        t.add_column(c, justify="left" if c in ("source", "label") else "right")
+    t = Table(title="per-source test metrics (all columns: report.md)")
+    for c in TERMINAL_COLUMNS:
+        t.add_column(c, justify="left" if c in ("source", "label") else "right", overflow="fold")
     for r in rows:
-        t.add_row(
-            *[
+        cells = []
+        for c in TERMINAL_COLUMNS:
+            v = r.get(c, "")
+            cells.append(
                 "n/a"
-                if isinstance(r.get(c), float) and math.isnan(r[c])
-                else f"{r[c]:.4f}"
-                if isinstance(r.get(c), float)
-                else str(r.get(c, ""))
-                for c in COLUMNS
-            ]
+                if isinstance(v, float) and math.isnan(v)
+                else f"{v:.4f}"
+                if isinstance(v, float)
+                else str(v)
+            )
+        t.add_row(*cells)
+    console = Console(stderr=False)
+    console.print(t)
+    if unseen and unseen.get("unseen"):
+        mean, worst = unseen.get("mean") or {}, unseen.get("worst") or {}
+        fpr = ", ".join(f"{r['source']} {100 * r['fpr@thr']:.1f}%" for r in unseen.get("real_fpr") or [])
+        console.print(
+            f"unseen fakes ({len(unseen['unseen'])} sources): mean AUROC {mean.get('auroc_vs_test_real', math.nan):.4f}, "
+            f"worst {worst.get('auroc_vs_test_real', math.nan):.4f}, detected at the validation threshold "
+            f"{100 * mean.get('detected@thr', math.nan):.1f}%; FPR at that threshold: {fpr}",
+            soft_wrap=True,
         )
-    Console(width=200).print(t)
 
 
 def ood_scalars(report: dict) -> dict[str, float]:
