@@ -2,7 +2,7 @@
 
 Both train the same topologies for the same epochs with the same seed and data; the script reports wall
 time of each way and, per topology, the final validation accuracy of both (they should agree: same
-initialisation, same batches, Adam on the summed loss — see models/grid.py).
+initialisation, same batches, Adam on the summed loss — see training/grid.py).
 
     python -m benchmarks.grid_training --root data/genset-v1 --topologies extractors --epochs 2
     python -m benchmarks.grid_training --root /data/cifake --topologies all --epochs 10 \

@@ -116,7 +116,7 @@ def worker(args) -> dict:
     import torch
 
     from cifake_lightning.data import AugmentConfig, CIFAKEDataModule
-    from cifake_lightning.models import ImageClassifier
+    from cifake_lightning.training import ImageClassifier
 
     torch.set_float32_matmul_precision("high")
     mod, cls = MODELS[args.model][0].rsplit(".", 1)

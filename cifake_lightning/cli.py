@@ -27,15 +27,14 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from .argv import rewrite_argv
 from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, FiniteGuard, RunInfo
 
-# imported so that --data.help / --model.help know every data module and LightningModule by its short name
+# imported so that --data.help / --model.help know every data module and LightningModule by its short
+# name (cifake_lightning.training imports all of its LightningModules)
 from .data import cifake as _cifake_data  # noqa: F401
 from .data import ood as _ood_data  # noqa: F401
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
 from .help import MAIN_HELP, SUBCOMMAND_HELP, raw_help
-from .models import classifier as _classifier  # noqa: F401
-from .models import real_only as _real_only  # noqa: F401
 from .resolve import (
     as_dict,
     flatten,
@@ -45,9 +44,10 @@ from .resolve import (
     resume_conflicts,
 )
 from .tracking.loggers import Tracking, build_loggers, release_empty_versions, reserve_version
+from .training import ImageClassifier  # noqa: F401
 
 DEFAULT_MODEL = {
-    "class_path": "cifake_lightning.models.ImageClassifier",
+    "class_path": "cifake_lightning.training.ImageClassifier",
     "init_args": {
         "backbone": {
             "class_path": "cifake_lightning.models.BirdLotfiCNN",

@@ -3,8 +3,9 @@
 import pytest
 from helpers.run import QUIET, REPO, cifake
 
-from cifake_lightning.models import BirdLotfiCNN, GridClassifier, ImageClassifier
+from cifake_lightning.models import BirdLotfiCNN
 from cifake_lightning.models.checkpoint import read_checkpoint
+from cifake_lightning.training import GridClassifier, ImageClassifier
 
 
 def test_compiled_classifier_and_grid_keep_plain_state_dict_keys():

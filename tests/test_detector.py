@@ -12,8 +12,9 @@ from helpers.run import QUIET
 from cifake_lightning.cli import main
 from cifake_lightning.commands.export_cmd import export, run_export
 from cifake_lightning.data.image_io import load_image_tensor
-from cifake_lightning.models import BirdLotfiCNN, ImageClassifier
+from cifake_lightning.models import BirdLotfiCNN
 from cifake_lightning.models.detector import Detector
+from cifake_lightning.training import ImageClassifier
 
 
 def test_classifier_wraps_a_detector_whose_state_is_the_checkpoints():

@@ -108,7 +108,8 @@ def test_map_statistics():
 
 
 def test_explain_batch_runs_every_method_on_real_models():
-    from cifake_lightning.models import ImageClassifier, create_model
+    from cifake_lightning.models import create_model
+    from cifake_lightning.training import ImageClassifier
 
     for name, expect in (
         ("dualstream_small", {"grad_cam", "attention"}),
@@ -128,7 +129,8 @@ def test_explain_batch_runs_every_method_on_real_models():
 # ----------------------------------------------------------------------------------- callbacks
 def _fit(root, tmp_path, callbacks, logger=False, precision="32-true", epochs=2):
     from cifake_lightning.data import AugmentConfig, CIFAKEDataModule
-    from cifake_lightning.models import ImageClassifier, LightweightCNN
+    from cifake_lightning.models import LightweightCNN
+    from cifake_lightning.training import ImageClassifier
 
     L.seed_everything(7)
     dm = CIFAKEDataModule(

@@ -9,7 +9,8 @@ from helpers.run import cifake
 
 from cifake_lightning.commands.export_cmd import _not_exportable, export_module, run_export
 from cifake_lightning.errors import ConfigError
-from cifake_lightning.models import ImageClassifier, create_model
+from cifake_lightning.models import create_model
+from cifake_lightning.training import ImageClassifier
 
 pytest.importorskip("onnxruntime")
 

@@ -310,8 +310,9 @@ def test_generalist_config_is_what_the_benchmark_measured_and_trains(cifake_root
 
 
 def test_real_compact_pulls_real_features_together_and_leaves_the_logit_path_alone():
-    from cifake_lightning.models import BirdLotfiCNN, ImageClassifier
-    from cifake_lightning.models.classifier import final_linear
+    from cifake_lightning.models import BirdLotfiCNN
+    from cifake_lightning.training import ImageClassifier
+    from cifake_lightning.training.classifier import final_linear
 
     torch.manual_seed(0)
     make = lambda w: ImageClassifier(BirdLotfiCNN(topology="conv8x1-dense16x1"), real_compact=w)  # noqa: E731

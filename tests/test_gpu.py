@@ -15,7 +15,8 @@ import torch
 from helpers.run import QUIET, REPO, cifake
 
 from cifake_lightning.data import CIFAKEDataModule
-from cifake_lightning.models import DualStreamDetector, GridClassifier, ImageClassifier, LightweightCNN
+from cifake_lightning.models import DualStreamDetector, LightweightCNN
+from cifake_lightning.training import GridClassifier, ImageClassifier
 
 pytestmark = pytest.mark.gpu
 DEVICE = os.environ.get("CIFAKE_TEST_DEVICE", "cuda")

@@ -7,7 +7,8 @@ import torch
 
 from cifake_lightning.callbacks import EpochSeed, GridExport
 from cifake_lightning.data import CIFAKEDataModule
-from cifake_lightning.models import BirdLotfiCNN, GridClassifier, ImageClassifier
+from cifake_lightning.models import BirdLotfiCNN
+from cifake_lightning.training import GridClassifier, ImageClassifier
 
 TOPS = ["conv16x1", "conv32x2-dense64x1", "conv8x2"]
 

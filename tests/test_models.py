@@ -11,7 +11,6 @@ from cifake_lightning.errors import CifakeError
 from cifake_lightning.models import (
     DualStreamDetector,
     FrequencyTransform,
-    ImageClassifier,
     TimmBackbone,
     attention_map,
     create_model,
@@ -19,6 +18,7 @@ from cifake_lightning.models import (
     idct2,
 )
 from cifake_lightning.models.frequency import block_dct2, block_idct2, radial_frequency
+from cifake_lightning.training import ImageClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = sorted(
@@ -36,7 +36,7 @@ def ae_ckpt(tmp_path_factory) -> Path:
     """A (barely) trained autoencoder checkpoint, as configs/isitcap/train_autoencoder.yaml writes."""
     import lightning as L
 
-    from cifake_lightning.models import AutoencoderModule
+    from cifake_lightning.training import AutoencoderModule
 
     trainer = L.Trainer(
         max_steps=1,

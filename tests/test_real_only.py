@@ -14,9 +14,10 @@ from torchmetrics.functional.classification import binary_auroc
 
 from cifake_lightning.cli import main
 from cifake_lightning.errors import ConfigError
-from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector, RealOnlyDetector
+from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector
 from cifake_lightning.models.coding import discretized_logistic_logp, expected_logp
 from cifake_lightning.models.detector import Detector
+from cifake_lightning.training import RealOnlyDetector
 
 
 def _smooth_images(n: int, seed: int) -> torch.Tensor:

@@ -147,7 +147,7 @@ def _single_config(grid_config: dict, topology: str, hparams) -> dict:
     cfg = copy.deepcopy(grid_config) or {}
     grid_model = (cfg.get("model") or {}).get("init_args", {})
     cfg["model"] = {
-        "class_path": "cifake_lightning.models.ImageClassifier",
+        "class_path": "cifake_lightning.training.ImageClassifier",
         "init_args": {
             "backbone": {
                 "class_path": "cifake_lightning.models.BirdLotfiCNN",

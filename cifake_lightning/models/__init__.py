@@ -1,49 +1,43 @@
-"""Models: plain nn.Modules registered by name, and the ImageClassifier that trains any of them.
+"""Models: plain torch nn.Modules, registered by name (`create_model`, `list_models`), and the
+`Detector` that is the one inference path. Nothing here imports Lightning; the LightningModules that
+train these models live in `cifake_lightning.training`."""
 
-Imports are lazy (PEP 562), so that importing one backbone, or `cifake models`, does not import
-Lightning: `from cifake_lightning.models import BirdLotfiCNN` loads only bird_lotfi.py.
-"""
+from .artifacts import ArtifactResidual
+from .attention import AttentionCNN, attention_map, has_attention
+from .autoencoder import AutoencoderFilter, ConvAutoencoder
+from .backbones import TimmBackbone
+from .bird_lotfi import BirdLotfiCNN, paper_topologies, parse_topology, topology_name
+from .coding import CodingCostDetector, CodingCostModel
+from .detector import Detector
+from .dualstream import DualStreamDetector
+from .frequency import FrequencyTransform, dct2, idct2
+from .lightweight import LightweightCNN, LightweightCNN_HOC
+from .normalize import Normalize
+from .registry import create_model, list_models, register_model
 
-from importlib import import_module
-
-_EXPORTS = {
-    "ArtifactResidual": ".artifacts",
-    "AttentionCNN": ".attention",
-    "attention_map": ".attention",
-    "has_attention": ".attention",
-    "AutoencoderFilter": ".autoencoder",
-    "AutoencoderModule": ".autoencoder",
-    "ConvAutoencoder": ".autoencoder",
-    "TimmBackbone": ".backbones",
-    "BirdLotfiCNN": ".bird_lotfi",
-    "paper_topologies": ".bird_lotfi",
-    "parse_topology": ".bird_lotfi",
-    "topology_name": ".bird_lotfi",
-    "ImageClassifier": ".classifier",
-    "CodingCostDetector": ".coding",
-    "CodingCostModel": ".coding",
-    "DualStreamDetector": ".dualstream",
-    "FrequencyTransform": ".frequency",
-    "dct2": ".frequency",
-    "idct2": ".frequency",
-    "GridClassifier": ".grid",
-    "LightweightCNN": ".lightweight",
-    "LightweightCNN_HOC": ".lightweight",
-    "Normalize": ".normalize",
-    "RealOnlyDetector": ".real_only",
-    "create_model": ".registry",
-    "list_models": ".registry",
-    "register_model": ".registry",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__all__ = [
+    "ArtifactResidual",
+    "AttentionCNN",
+    "AutoencoderFilter",
+    "BirdLotfiCNN",
+    "CodingCostDetector",
+    "CodingCostModel",
+    "ConvAutoencoder",
+    "Detector",
+    "DualStreamDetector",
+    "FrequencyTransform",
+    "LightweightCNN",
+    "LightweightCNN_HOC",
+    "Normalize",
+    "TimmBackbone",
+    "attention_map",
+    "create_model",
+    "dct2",
+    "has_attention",
+    "idct2",
+    "list_models",
+    "paper_topologies",
+    "parse_topology",
+    "register_model",
+    "topology_name",
+]

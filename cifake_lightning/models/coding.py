@@ -192,7 +192,7 @@ class CodingCostModel(nn.Module):
 class CodingCostDetector(nn.Module):
     """Real-only detector: ZED-style coding-cost gaps of a lossless coder of real images -> one score.
 
-    Train it with `RealOnlyDetector` (models/real_only.py), which minimises the coder's NLL on the train
+    Train it with `RealOnlyDetector` (training/real_only.py), which minimises the coder's NLL on the train
     reals and fits the reference Gaussian on train reals; it maps [0, 1] images (use `normalize: none`)
     to a score that is high for images unlike the reals.
 

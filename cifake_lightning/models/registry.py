@@ -43,8 +43,6 @@ def _lookup(name: str) -> Callable[..., nn.Module] | None:
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model; unknown names raise a ValueError listing close matches."""
-    from . import _load_all  # noqa: F401 - populate the registry
-
     fn = _lookup(name)
     if fn is None:
         import difflib
@@ -64,8 +62,6 @@ def model_spec(name: str) -> dict | None:
     import functools
     import inspect
 
-    from . import _load_all  # noqa: F401
-
     fn = _lookup(name)
     args: dict = {}
     while isinstance(fn, functools.partial):
@@ -80,8 +76,6 @@ def model_spec(name: str) -> dict | None:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    from . import _load_all  # noqa: F401
-
     return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
 
 
@@ -94,6 +88,4 @@ def find_models(pattern: str) -> list[str]:
 
 
 def is_registered(name: str) -> bool:
-    from . import _load_all  # noqa: F401
-
     return _lookup(name) is not None

@@ -70,7 +70,7 @@ class RealOnlyDetector(ImageClassifier):
                 raise ConfigError(
                     "model.backbone",
                     f"{type(backbone).__name__} is not a real-only model (it has no {method}()); "
-                    "use cifake_lightning.models.ImageClassifier for supervised backbones",
+                    "use cifake_lightning.training.ImageClassifier for supervised backbones",
                 )
         if reference_size < 16:
             raise ConfigError("model.reference_size", f"must be >= 16, got {reference_size}")

@@ -20,11 +20,12 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torchmetrics import MetricCollection
 
+from ..distributed import gather_uneven
 from ..errors import ConfigError
-from .bird_lotfi import BirdLotfiCNN, paper_topologies
+from ..models.bird_lotfi import BirdLotfiCNN, paper_topologies
+from ..models.compiling import check_compile_mode, compile_in_place, mark_step
+from ..models.normalize import Normalize
 from .classifier import _metrics
-from .compiling import check_compile_mode, compile_in_place, mark_step
-from .normalize import Normalize
 
 
 class GridClassifier(L.LightningModule):
@@ -142,8 +143,6 @@ class GridClassifier(L.LightningModule):
         label = torch.cat(parts.pop("_label")).cpu()
         got = {name: torch.cat(v).cpu() for name, v in parts.items()}
         if self.trainer.world_size > 1:
-            from ..distributed import gather_uneven
-
             got = gather_uneven(self, {**got, "_label": label})
             label = got.pop("_label")
         # each topology's last validation logits, kept in its exported checkpoint (calibration and the

@@ -24,8 +24,11 @@ from torchmetrics.classification import (
     BinaryRecall,
 )
 
-from .compiling import check_compile_mode, compile_in_place, mark_step
-from .detector import Detector
+from ..distributed import gather_uneven
+from ..errors import ConfigError
+from ..models.calibration import IDENTITY, check_method, check_rule, fit
+from ..models.compiling import check_compile_mode, compile_in_place, mark_step
+from ..models.detector import Detector
 
 EVAL_SPLITS = ("val", "test")
 
@@ -47,8 +50,6 @@ def final_linear(backbone: nn.Module) -> nn.Linear:
     """The backbone's last one-unit linear layer (its logit), whose input is the feature vector."""
     heads = [m for m in backbone.modules() if isinstance(m, nn.Linear) and m.out_features == 1]
     if not heads:
-        from ..errors import ConfigError
-
         raise ConfigError(
             "model.real_compact",
             f"{type(backbone).__name__} has no final nn.Linear(..., 1) to take features from",
@@ -111,9 +112,6 @@ class ImageClassifier(LightningModule):
         real_compact: float = 0.0,
     ) -> None:
         super().__init__()
-        from ..errors import ConfigError
-        from .calibration import check_method, check_rule
-
         if not real_compact >= 0:
             raise ConfigError("model.real_compact", f"must be >= 0 (0 = off), got {real_compact}")
 
@@ -250,8 +248,6 @@ class ImageClassifier(LightningModule):
         label = torch.cat([p[1] for p in self._val_parts]).cpu()
         self._val_parts = []
         if self.trainer.world_size > 1:
-            from ..distributed import gather_uneven
-
             got = gather_uneven(self, {"logit": logit, "label": label})
             logit, label = got["logit"], got["label"]
         self.val_scores = {"logit": logit, "label": label}
@@ -262,8 +258,6 @@ class ImageClassifier(LightningModule):
     def calibration(self):
         """Calibration + validation-chosen threshold of the current weights (models/calibration.py),
         fitted on the last validation epoch's logits (kept in every checkpoint); identity without them."""
-        from .calibration import IDENTITY, fit
-
         if self._calibration is None:
             s = self.val_scores
             self._calibration = (
@@ -290,8 +284,6 @@ class ImageClassifier(LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        from ..errors import ConfigError
-
         try:  # torch validates lr, betas, eps, ... only here, at the start of fit
             optimizer = self.optimizer_factory(self.parameters())
         except (ValueError, TypeError) as e:
