@@ -45,15 +45,48 @@ def write_source_report(
     """Write the report files of one predictions table into `out`; returns the report (also report.json).
 
     A pure function of the table (and, for galleries, the split's uint8 `images` in manifest row order,
-    and the tables of robustness passes, keyed by perturbation): no data module, no Lightning.
+    and the tables of robustness passes, keyed by perturbation): no data module, no Lightning. The
+    pieces each take the table: `report_metrics` (numbers), `report_figures` (PNGs), `report_markdown`
+    (report.md), `_to_wandb` (W&B).
     """
+    if seen is None and reference_fake is not None:
+        seen = [reference_fake]
+    report = report_metrics(
+        table, robustness, ece_bins, gallery_size, reference_real, reference_fake, seen, ood_real
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    figures = report_figures(out, table, report, images if gallery_size > 0 else None, ece_bins)
+    write_json(out / "report.json", report)
+    write_atomic(out / "report.md", report_markdown(report, table, figures))
+    write_atomic(out / "predictions.csv", table.to_csv())
+    _print_table(report["sources"], report.get("unseen"))
+    if loggers:
+        _to_wandb(loggers, report, out)
+    return report
+
+
+GALLERIES = {
+    "false_positives": "real images judged fake at the validation threshold",
+    "false_negatives": "fakes judged real at the validation threshold",
+}
+
+
+def report_metrics(
+    table: PredictionTable,
+    robustness: dict[str, PredictionTable] | None = None,
+    ece_bins: int = 15,
+    gallery_size: int = 16,
+    reference_real: str | None = None,
+    reference_fake: str | None = None,
+    seen: list[str] | None = None,
+    ood_real: list[str] | None = None,
+) -> dict:
+    """Every number of a test report (what report.json holds), from the table alone."""
     names = list(table.manifest.source_names)
     prob, label, source, cc = table.prob, table.label, table.source, table.content_class
     refs = {"reference_real": reference_real, "reference_fake": reference_fake}
     cal = table.calibration
     thr = {"raw_prob": table.raw_prob, "decision": table.decision, "score": table.logit}
-    if seen is None and reference_fake is not None:
-        seen = [reference_fake]
     report: dict = {
         "checkpoint": table.checkpoint,
         "data": table.manifest.describe(),
@@ -69,29 +102,92 @@ def write_source_report(
         "references": refs,
     }
     unseen = unseen_summary(
-        prob,
-        label,
-        source,
-        names,
-        table.decision,
-        table.raw_prob,
-        seen,
-        reference_real,
-        ood_real,
-        table.logit,
-        table.manifest.kinds(),
-    )
+        prob, label, source, names, table.decision, table.raw_prob, seen, reference_real, ood_real,
+        table.logit, table.manifest.kinds(),
+    )  # fmt: skip
     if unseen is not None:
         report["unseen"] = unseen
+    if (cc >= 0).any():
+        report["per_class"] = per_class_accuracy(prob, label, cc)
+        report["real_bias_by_class"] = real_bias_by_class(prob, label, cc, table.raw_prob, table.decision)
+    files = table.files
+    for kind in GALLERIES:
+        report[kind] = [
+            {"file": files[int(i)], "source": names[int(source[i])], "p_fake": float(prob[i])}
+            for i in most_confident_mistakes(table, kind, gallery_size)
+        ]
+    if robustness:
+        report["robustness"] = {
+            name: source_table(
+                t.prob,
+                t.label,
+                t.source,
+                names,
+                ece_bins,
+                **refs,
+                raw_prob=t.raw_prob,
+                decision=t.decision,
+                score=t.logit,
+            )  # fmt: skip
+            for name, t in robustness.items()
+        }
+        keys = ("auroc", "ap", "real_acc", "fake_acc", "real_acc@thr", "fake_acc@thr")
+        report["robustness_all"] = [
+            {"perturbation": "none", **{k: report["sources"][-1][k] for k in keys}},
+            *(
+                {"perturbation": n, **{k: rows[-1][k] for k in keys}}
+                for n, rows in report["robustness"].items()
+            ),
+        ]
+    return report
+
+
+def most_confident_mistakes(table: PredictionTable, kind: str, n: int) -> torch.Tensor:
+    """Table positions of the `n` most confident false positives (reals called fake at the validation
+    threshold, highest logit first) or false negatives (fakes called real, lowest first)."""
+    label = table.label
+    sel, key = (label == 0, -table.logit) if kind == "false_positives" else (label == 1, table.logit)
+    wrong = torch.nonzero(sel & (table.decision != label), as_tuple=False).flatten()
+    return wrong[torch.argsort(key[wrong])][:n]
+
+
+def report_figures(
+    out: Path, table: PredictionTable, report: dict, images: torch.Tensor | None, ece_bins: int = 15
+) -> list[str]:
+    """The report's PNGs (reliability diagram; galleries and per-class false positives when the
+    split's `images` are given); returns the names of the files written."""
+    names, written = list(table.manifest.source_names), []
+    reliability_png(
+        table.prob, table.label, table.source, names, out / "reliability.png", bins=ece_bins,
+        title="calibrated P(fake): reliability and spread per source", threshold=table.threshold,
+    )  # fmt: skip
+    written.append("reliability")
+    if images is None:
+        return written
+    if report.get("real_bias_by_class"):
+        _class_gallery(out / "false_positives_by_class.png", table, images, per_class=4)
+        written.append("false_positives_by_class")
+    for kind, desc in GALLERIES.items():
+        rows = report.get(kind) or []
+        if rows:
+            imgs = images[table.index[most_confident_mistakes(table, kind, len(rows))]]
+            caps = [f"p={r['p_fake']:.3f} {r['source']}\n{Path(r['file']).name}" for r in rows]
+            gallery_png(imgs, caps, out / f"{kind}.png", f"most confident {kind.replace('_', ' ')}: {desc}")
+            written.append(kind)
+    return written
+
+
+def report_markdown(report: dict, table: PredictionTable, figures: list[str]) -> str:
+    """report.md: the report's tables in reading order, with the figures that were written."""
+    m, cal, refs = table.manifest, table.calibration, report["references"]
     against = {c: refs[f"reference_{c}"] or f"all {c} test images" for c in ("real", "fake")}
     md = [
         "# Test report",
         "",
         f"Checkpoint: `{table.checkpoint}`",
         "",
-        f"Data: {table.manifest.data} `{table.manifest.root}`, split `{table.manifest.split}` "
-        f"(content hash {table.manifest.content_hash[:10]}): {len(label)} images from "
-        f"{len(set(source.tolist()))} source(s).",
+        f"Data: {m.data} `{m.root}`, split `{m.split}` (content hash {m.content_hash[:10]}): {len(table)} images "
+        f"from {len(set(table.source.tolist()))} source(s).",
         "",
         f"AUROC, AP and TPR@FPR of a one-class source rank it against the other class: fake sources against "
         f"{against['real']}, real sources against {against['fake']}.",
@@ -102,6 +198,7 @@ def write_source_report(
         "",
         markdown(report["sources"], COLUMNS),
     ]
+    unseen = report.get("unseen")
     if unseen is not None:
         md += [
             "## Generalisation: fake sources of unseen generator kinds",
@@ -136,97 +233,42 @@ def write_source_report(
         f"| this test data | {c['test_nll_raw']:.4f} | {c['test_nll']:.4f} | {c['test_ece_raw']:.4f} | {c['test_ece']:.4f} |",
         "",
     ]
-    if (cc >= 0).any():
-        report["per_class"] = per_class_accuracy(prob, label, cc)
+    if "per_class" in report:
         md += ["## Accuracy per content class", "", markdown(report["per_class"])]
-        report["real_bias_by_class"] = real_bias_by_class(prob, label, cc, table.raw_prob, table.decision)
-        if report["real_bias_by_class"]:
-            md += [
-                "## False positives on real images, per content class",
-                "",
-                "Share of real images of each class called fake at raw P(fake) >= 0.5 (`fpr`) and at the "
-                "validation threshold (`fpr@thr`), and their mean calibrated P(fake).",
-                "",
-                markdown(report["real_bias_by_class"]),
-            ]
-            if images is not None and gallery_size > 0:
-                _class_gallery(out / "false_positives_by_class.png", table, images, per_class=4)
-                md += ["![false positives by class](false_positives_by_class.png)", ""]
-    out.mkdir(parents=True, exist_ok=True)
-    reliability_png(
-        prob, label, source, names, out / "reliability.png", bins=ece_bins,
-        title="calibrated P(fake): reliability and spread per source", threshold=cal.threshold,
-    )  # fmt: skip
-    md += ["![reliability](reliability.png)", ""]
-
-    files = table.files
-    if images is not None and gallery_size > 0:
-        for kind, sel, key, desc in (
-            (
-                "false_positives",
-                label == 0,
-                -table.logit,
-                "real images judged fake at the validation threshold",
-            ),
-            ("false_negatives", label == 1, table.logit, "fakes judged real at the validation threshold"),
-        ):
-            wrong = torch.nonzero(sel & (table.decision != label), as_tuple=False).flatten()
-            wrong = wrong[torch.argsort(key[wrong])][:gallery_size]
-            report[kind] = [
-                {"file": files[int(i)], "source": names[int(source[i])], "p_fake": float(prob[i])}
-                for i in wrong
-            ]
-            if len(wrong):
-                imgs = images[table.index[wrong]]
-                caps = [f"p={r['p_fake']:.3f} {r['source']}\n{Path(r['file']).name}" for r in report[kind]]
-                gallery_png(
-                    imgs, caps, out / f"{kind}.png", f"most confident {kind.replace('_', ' ')}: {desc}"
-                )
-                md += [
-                    f"## Most confident {kind.replace('_', ' ')} ({desc})",
-                    "",
-                    f"![{kind}]({kind}.png)",
-                    "",
-                ]
-
-    if robustness:
-        report["robustness"] = {}
-        acc_rows, auc_rows = [], []
-        for name, t in robustness.items():
-            rows = source_table(
-                t.prob, t.label, t.source, names, ece_bins, **refs,
-                raw_prob=t.raw_prob, decision=t.decision, score=t.logit,
-            )  # fmt: skip
-            report["robustness"][name] = rows
-            acc_rows.append({"perturbation": name, **{r["source"]: r["accuracy"] for r in rows}})
-            auc_rows.append({"perturbation": name, **{r["source"]: r["auroc"] for r in rows}})
-        clean_acc = {"perturbation": "none", **{r["source"]: r["accuracy"] for r in report["sources"]}}
-        clean_auc = {"perturbation": "none", **{r["source"]: r["auroc"] for r in report["sources"]}}
-        keys = ("auroc", "ap", "real_acc", "fake_acc", "real_acc@thr", "fake_acc@thr")
-        overall = [{"perturbation": "none", **{k: report["sources"][-1][k] for k in keys}}]
-        overall += [
-            {"perturbation": n, **{k: rows[-1][k] for k in keys}} for n, rows in report["robustness"].items()
+    if report.get("real_bias_by_class"):
+        md += [
+            "## False positives on real images, per content class",
+            "",
+            "Share of real images of each class called fake at raw P(fake) >= 0.5 (`fpr`) and at the "
+            "validation threshold (`fpr@thr`), and their mean calibrated P(fake).",
+            "",
+            markdown(report["real_bias_by_class"]),
         ]
-        report["robustness_all"] = overall
+        if "false_positives_by_class" in figures:
+            md += ["![false positives by class](false_positives_by_class.png)", ""]
+    md += ["![reliability](reliability.png)", ""]
+    for kind, desc in GALLERIES.items():
+        if kind in figures:
+            md += [f"## Most confident {kind.replace('_', ' ')} ({desc})", "", f"![{kind}]({kind}.png)", ""]
+    if "robustness" in report:
+        src = report["sources"]
+        acc = [{"perturbation": "none", **{r["source"]: r["accuracy"] for r in src}}]
+        auc = [{"perturbation": "none", **{r["source"]: r["auroc"] for r in src}}]
+        for name, rows in report["robustness"].items():
+            acc.append({"perturbation": name, **{r["source"]: r["accuracy"] for r in rows}})
+            auc.append({"perturbation": name, **{r["source"]: r["auroc"] for r in rows}})
         md += [
             "## Robustness: all images (both classes perturbed; accuracies at 0.5 and at the validation threshold)",
             "",
-            markdown(overall),
+            markdown(report["robustness_all"]),
             "## Robustness: accuracy",
             "",
-            markdown([clean_acc, *acc_rows]),
+            markdown(acc),
             "## Robustness: AUROC",
             "",
-            markdown([clean_auc, *auc_rows]),
+            markdown(auc),
         ]
-
-    write_json(out / "report.json", report)
-    write_atomic(out / "report.md", "\n".join(md) + "\n")
-    write_atomic(out / "predictions.csv", table.to_csv())
-    _print_table(report["sources"], report.get("unseen"))
-    if loggers:
-        _to_wandb(loggers, report, out)
-    return report
+    return "\n".join(md) + "\n"
 
 
 def _nll(prob: torch.Tensor, label: torch.Tensor) -> float:
