@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from ..utils import write_atomic
 
@@ -49,13 +49,15 @@ def reliability_png(
     groups += [(source_names[s], source == s) for s in present if len(set(label[source == s].tolist())) == 2]
     for name, sel in groups:
         p, y = prob[sel], label[sel].float()
-        xs, ys = [], []
+        xs, ys, ns = [], [], []
         for i in range(bins):
             m = (p >= edges[i]) & ((p < edges[i + 1]) if i < bins - 1 else (p <= edges[i + 1]))
-            if m.sum() >= 3:
-                xs.append(float(p[m].mean()))
-                ys.append(float(y[m].mean()))
-        if xs:
+            n = int(m.sum())
+            # bins with fewer than 3 images break the line (NaN) instead of joining across the gap
+            xs.append(float(p[m].mean()) if n >= 3 else np.nan)
+            ys.append(float(y[m].mean()) if n >= 3 else np.nan)
+            ns.append(n)
+        if not np.all(np.isnan(xs)):
             ax.plot(
                 xs,
                 ys,
@@ -64,11 +66,16 @@ def reliability_png(
                 lw=2.2 if name == "all" else 1.0,
                 label=f"{name} (n={int(sel.sum())})",
             )
+            if name == "all":  # how many images each point of the main curve stands for
+                for x, yv, n in zip(xs, ys, ns):
+                    if not np.isnan(x):
+                        ax.annotate(f"{n}", (x, yv), textcoords="offset points", xytext=(0, 5), fontsize=6,
+                                    ha="center", color="#444")  # fmt: skip
     ax.set_xlabel("mean predicted P(fake) in bin")
     ax.set_ylabel("fraction of fakes in bin")
     ax.set_xlim(0, 1)
-    ax.set_ylim(-0.03, 1.03)
-    ax.set_title("reliability (groups holding both classes)", fontsize=9)
+    ax.set_ylim(-0.03, 1.08)
+    ax.set_title("reliability (groups holding both classes; numbers: images per bin)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
     data, names, colours = [], [], []
     for s in present:
@@ -97,25 +104,43 @@ def reliability_png(
     return _fig_to_png(fig, path)
 
 
+def _fit_text(draw, text: str, font, width: int) -> str:
+    """`text` shortened in the middle (with an ellipsis) until it fits `width` pixels: the start and the
+    end of a file name both stay readable, no word is cut off at the edge."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    keep = len(text)
+    while keep > 2:
+        keep -= 1
+        short = text[: (keep + 1) // 2] + "\u2026" + text[len(text) - keep // 2 :]
+        if draw.textlength(short, font=font) <= width:
+            return short
+    return text[:1] + "\u2026"
+
+
 def gallery_png(
-    images: torch.Tensor, captions: list[str], path: str | Path, title: str, cols: int = 8, scale: int = 3
+    images: torch.Tensor, captions: list[str], path: str | Path, title: str, cols: int = 8, scale: int = 4
 ) -> Path:
-    """Grid of uint8 (N, 3, H, W) images with a caption under each."""
+    """Grid of uint8 (N, 3, H, W) images with a caption (up to two lines) under each, in a 12 px font."""
     n = images.shape[0]
     side = images.shape[-1] * scale
-    cap = 24
+    font, title_font = ImageFont.load_default(size=12), ImageFont.load_default(size=14)
+    line_h, cap = 15, 32
+    cols = max(1, min(cols, n))
     rows = max(1, (n + cols - 1) // cols)
-    canvas = Image.new("RGB", (cols * (side + 6) + 6, 20 + rows * (side + cap + 6)), "white")
+    canvas = Image.new("RGB", (cols * (side + 8) + 8, 26 + rows * (side + cap + 8)), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((6, 4), title, fill="black")
+    draw.text((8, 5), _fit_text(draw, title, title_font, canvas.width - 16), fill="black", font=title_font)
     for i in range(n):
         r, c = divmod(i, cols)
         arr = images[i].permute(1, 2, 0).cpu().numpy().astype(np.uint8)
         tile = Image.fromarray(arr).resize((side, side), Image.Resampling.NEAREST)
-        x, y = 6 + c * (side + 6), 20 + r * (side + cap + 6)
+        x, y = 8 + c * (side + 8), 26 + r * (side + cap + 8)
         canvas.paste(tile, (x, y))
         for j, line in enumerate(captions[i].split("\n")[:2]):
-            draw.text((x, y + side + 1 + 11 * j), line[: side // 6], fill="black")
+            draw.text(
+                (x, y + side + 2 + line_h * j), _fit_text(draw, line, font, side), fill="black", font=font
+            )
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return write_atomic(path, buf.getvalue())
