@@ -47,30 +47,45 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    # one colour and marker per run (tab20 x 4 markers: 80 distinct styles), the same run in every panel;
+    # the legend sits under the panels, in columns, for any number of runs
+    colours = plt.get_cmap("tab20").colors
+    markers = ("o", "s", "^", "D")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
     for ax, key, title in zip(
         axes,
         ("val/acc", "val/loss", "train/loss_epoch"),
         ("validation accuracy", "validation loss", "training loss"),
     ):
-        for r in runs:
+        for i, r in enumerate(runs):
             pts = sorted(r.curves.get(key, []))
             if pts:
                 ax.plot(
                     [e + 1 for e, _ in pts],
                     [v for _, v in pts],
                     lw=1,
-                    marker=".",
+                    marker=markers[(i // len(colours)) % len(markers)],
                     ms=3,
-                    label=r.topology or r.name,
+                    color=colours[i % len(colours)],
+                    label=f"{r.name} ({r.train_data})" if r.train_data else r.name,
                 )
-        ax.set_title(title)
+        ax.set_title(
+            title + (" (each run on its own validation split)" if key == "val/acc" else ""), fontsize=10
+        )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs 1, 2, 3: never 1.2
         ax.grid(alpha=0.3)
-    if len(runs) <= 12:
-        axes[0].legend(fontsize=6)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        ncol = min(3, len(handles))
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+        rows = (len(handles) + ncol - 1) // ncol
+        fig.set_size_inches(15, 4.2 + 0.16 * rows)
+        fig.tight_layout(rect=(0, (0.16 * rows + 0.1) / (4.2 + 0.16 * rows), 1, 1))
+    else:
+        fig.tight_layout()
     return _png(fig)
 
 
