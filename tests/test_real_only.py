@@ -14,7 +14,7 @@ from torchmetrics.functional.classification import binary_auroc
 
 from cifake_lightning.cli import main
 from cifake_lightning.errors import ConfigError
-from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector
+from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector, ContentEnergyDetector
 from cifake_lightning.models.coding import discretized_logistic_logp, expected_logp
 from cifake_lightning.models.detector import Detector
 from cifake_lightning.training import RealOnlyDetector
@@ -126,3 +126,42 @@ def test_real_only_detector_trains_and_tests_through_the_cli(cifake_root, tmp_pa
     with torch.no_grad():
         direct = det(x).tolist()
     assert [float(r["logit"]) for r in rows[:6]] == pytest.approx(direct, abs=1e-4)
+
+
+def test_a_content_model_of_reals_scores_scrambled_content_higher():
+    """models.content: a classifier of the reals' content classes is less sure of images whose content
+    no class explains (here: the same images with their tiles shuffled), so its energy ranks them higher."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+
+    # two 'classes': a bright square top-left or bottom-right on a dark smooth background
+    def images(n):
+        x = 0.1 * _smooth_images(n, seed=int(torch.randint(0, 10**6, (1,), generator=g)))
+        cls = torch.randint(0, 2, (n,), generator=g)
+        for i, c in enumerate(cls.tolist()):
+            x[i, :, 4:14, 4:14] += 0.8 if c == 0 else 0.0
+            x[i, :, 18:28, 18:28] += 0.8 if c == 1 else 0.0
+        return x.clamp(0, 1), cls
+
+    model = RealOnlyDetector(ContentEnergyDetector(width=8, classes=2), normalize="none")
+    model.log = lambda *a, **k: None
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        x, c = images(64)
+        loss = model.training_step(
+            {"image": x, "label": torch.zeros(64, dtype=torch.long), "content_class": c}, 0
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, _ = images(128)
+    both = x.clone()
+    both[:, :, 4:14, 4:14] = 0.9  # a square in both places: no class fits
+    both[:, :, 18:28, 18:28] = 0.9
+    with torch.no_grad():
+        model.backbone.fit_reference(model.backbone.selected_features(images(256)[0]))
+        y = torch.cat([torch.zeros(128), torch.ones(128)]).long()
+        assert binary_auroc(torch.cat([model(x), model(both)]), y) > 0.8
+    with pytest.raises(ConfigError, match="content classes"):
+        model.backbone.loss(x[:4], torch.full((4,), -1))

@@ -192,7 +192,8 @@ class CachedImageDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool) -> TensorBatchLoader:
         rank, world = self._rank_world()
-        keys = ("image", "label", "index")  # the rest of a row lives in the split's manifest
+        # the rest of a row lives in the split's manifest; content classes train real-only content models
+        keys = ("image", "label", "index", "content_class")
         return TensorBatchLoader(
             self._tensors(split, keys),
             self.batch_size if train else self.eval_batch_size,

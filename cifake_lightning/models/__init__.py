@@ -8,6 +8,7 @@ from .autoencoder import AutoencoderFilter, ConvAutoencoder
 from .backbones import TimmBackbone
 from .bird_lotfi import BirdLotfiCNN, paper_topologies, parse_topology, topology_name
 from .coding import CodingCostDetector, CodingCostModel
+from .content import ContentEnergyDetector
 from .detector import Detector
 from .dualstream import DualStreamDetector
 from .frequency import FrequencyTransform, dct2, idct2
@@ -22,6 +23,7 @@ __all__ = [
     "BirdLotfiCNN",
     "CodingCostDetector",
     "CodingCostModel",
+    "ContentEnergyDetector",
     "ConvAutoencoder",
     "Detector",
     "DualStreamDetector",

@@ -13,8 +13,9 @@ compare / export`), with three differences:
   checkpointing and early stopping should monitor. Validation AUROC against the data's own fakes is
   logged for information; the threshold rule (default fpr:0.05) uses validation reals only.
 
-The backbone must provide `loss(x)`, `selected_features(x)` and `fit_reference(features)`, and its
-forward is the score (higher = more likely fake), e.g. `models.coding.CodingCostDetector`.
+The backbone must provide `loss(x)` (or `loss(x, content_class)` when it sets `needs_content_class`),
+`selected_features(x)` and `fit_reference(features)`, and its forward is the score (higher = more likely
+fake): `models.coding.CodingCostDetector` (coding cost), `models.content.ContentEnergyDetector` (content).
 """
 
 from __future__ import annotations
@@ -80,9 +81,12 @@ class RealOnlyDetector(ImageClassifier):
         return self.detector.normalize(self.detector.preprocess(x) if self.detector.preprocess else x)
 
     def _real_loss(self, batch) -> tuple[torch.Tensor, int]:
-        reals = batch["image"][batch["label"] == 0]
+        real = batch["label"] == 0
+        reals = batch["image"][real]
         if reals.shape[0] == 0:  # a batch of fakes only: nothing to learn, a zero that still backpropagates
             return sum(p.sum() for p in self.backbone.parameters()) * 0.0, 0
+        if getattr(self.backbone, "needs_content_class", False):  # e.g. models.content: classes of the reals
+            return self.backbone.loss(self._inputs(reals), batch["content_class"][real]), reals.shape[0]
         return self.backbone.loss(self._inputs(reals)), reals.shape[0]
 
     def training_step(self, batch, batch_idx):

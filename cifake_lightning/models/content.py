@@ -1,0 +1,91 @@
+"""A real-only detector of implausible content: a CIFAR-10 classifier of the train reals, whose energy
+score flags images no class explains.
+
+Pixel-level detectors trained on genset-v2 rank published generators at chance (README, issue 29);
+generators at 32x32 still fail at *content*: PixelCNN++ samples are locally sharp but globally
+incoherent, GAN samples mix object parts, and Stable Diffusion's prompts show scenes CIFAR-10 has no
+class for. A classifier trained on the real photos' content classes (the CIFAR-10 labels genset-v2's
+file names carry) is less sure of such images. The score is the energy -logsumexp(logits) of Liu et al.
+("Energy-based Out-of-distribution Detection", NeurIPS 2020), the classic out-of-distribution score
+(Hendrycks & Gimpel's max-softmax is its cousin). Like every real-only score it also flags real photos
+unlike the training reals (genset-v2's ood/real_photos): that is its cost, reported beside its gain.
+
+It never sees a fake: `training.RealOnlyDetector` trains it on the reals of each batch, with their
+content classes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .registry import register_model
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )  # fmt: skip
+
+
+@register_model("content_energy")
+class ContentEnergyDetector(nn.Module):
+    """Real-only: CIFAR-10 content classifier of the train reals; score = energy of its logits.
+
+    Args:
+        width: channels of the first of three conv blocks (doubled per block).
+        classes: number of content classes (10 for CIFAR-10).
+    Use `normalize: cifar10` in RealOnlyDetector (inputs are normalised images).
+    """
+
+    needs_content_class = True
+
+    def __init__(self, width: int = 32, classes: int = 10) -> None:
+        super().__init__()
+        if width < 1 or classes < 2:
+            raise ConfigError(
+                "model.backbone", f"width must be >= 1 and classes >= 2, got {width}, {classes}"
+            )
+        self.features = nn.Sequential(
+            _block(3, width), _block(width, 2 * width), _block(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )  # fmt: skip
+        self.head = nn.Linear(4 * width, classes)
+        self.classes = classes
+        self.register_buffer("ref_offset", torch.tensor(0.0))
+        self.register_buffer("ref_fitted", torch.tensor(False))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def loss(self, x: torch.Tensor, content_class: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy of the reals' content classes (each real must have one)."""
+        if (
+            content_class is None
+            or bool((content_class < 0).any())
+            or bool((content_class >= self.classes).any())
+        ):
+            raise ConfigError(
+                "model.backbone",
+                f"ContentEnergyDetector trains on content classes 0..{self.classes - 1} of every real image; "
+                "this data has reals without one (file names must carry the class, as CIFAKE's and genset's do)",
+            )
+        return F.cross_entropy(self.logits(x), content_class)
+
+    def selected_features(self, x: torch.Tensor) -> torch.Tensor:
+        return -torch.logsumexp(self.logits(x).float(), dim=1, keepdim=True)
+
+    @torch.no_grad()
+    def fit_reference(self, feats: torch.Tensor) -> None:
+        """Put the train reals' 95th-percentile energy at 0 (logit > 0: more unusual than 95% of them)."""
+        if feats.numel() < 16 or not torch.isfinite(feats).all():
+            raise ValueError(f"need >= 16 finite reference scores, got {feats.numel()}")
+        self.ref_offset.fill_(float(torch.quantile(feats.flatten().float(), 0.95)))
+        self.ref_fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.selected_features(x)[:, 0] - self.ref_offset
