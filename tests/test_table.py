@@ -95,6 +95,8 @@ def test_report_is_a_pure_function_of_the_table(tmp_path):
     assert (tmp_path / "false_positives.png").is_file() and "some.ckpt" in (
         tmp_path / "report.md"
     ).read_text()
+    page = (tmp_path / "report.html").read_text()  # the same report as a page that shows its figures
+    assert "<table>" in page and '<img src="false_positives.png"' in page and "some.ckpt" in page
 
 
 def test_one_checkpoint_tested_on_two_data_sets_keeps_both_results(

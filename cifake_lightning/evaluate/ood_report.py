@@ -6,11 +6,13 @@ robustness perturbation, each produced by the same Lightning predict path."""
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 from pathlib import Path
 
 import torch
+from markdown_it import MarkdownIt
 
 from ..models.calibration import ece as _ece
 from ..utils import write_atomic, write_json
@@ -57,7 +59,9 @@ def write_source_report(
     out.mkdir(parents=True, exist_ok=True)
     figures = report_figures(out, table, report, images if gallery_size > 0 else None, ece_bins)
     write_json(out / "report.json", report)
-    write_atomic(out / "report.md", report_markdown(report, table, figures))
+    md = report_markdown(report, table, figures)
+    write_atomic(out / "report.md", md)
+    write_atomic(out / "report.html", report_html(md, f"Test report: {table.checkpoint}"))
     write_atomic(out / "predictions.csv", table.to_csv())
     _print_table(report["sources"], report.get("unseen"))
     if loggers:
@@ -175,6 +179,22 @@ def report_figures(
             gallery_png(imgs, caps, out / f"{kind}.png", f"most confident {kind.replace('_', ' ')}: {desc}")
             written.append(kind)
     return written
+
+
+def report_html(md: str, title: str) -> str:
+    """report.md as one HTML page that opens offline beside its PNGs (the comparison page links it)."""
+    body = MarkdownIt("commonmark").enable("table").render(md)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }}
+table {{ border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1.2em; }}
+th, td {{ border: 1px solid #ccc; padding: 2px 6px; text-align: right; }}
+th {{ background: #f0f0f0; }} td:first-child, th:first-child {{ text-align: left; }}
+img {{ max-width: 100%; border: 1px solid #eee; }} code {{ background: #f5f5f5; padding: 0 3px; }}
+</style></head><body>
+{body}</body></html>
+"""
 
 
 def report_markdown(report: dict, table: PredictionTable, figures: list[str]) -> str:

@@ -242,7 +242,7 @@ def _local_run(d: Path, tests: dict[str, list[dict]]) -> RunRecord:
     test, test_data, others = _own_test(run_tests, config)
     links = {}
     for t in run_tests:
-        rep = Path(t["_folder"]) / "report.md"
+        rep = Path(t["_folder"]) / "report.html"
         if rep.is_file():
             links[f"test: {_data_label(t.get('data') or {})}"] = str(rep)
     explain = sorted(d.glob("explain/epoch_*"))
