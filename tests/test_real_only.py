@@ -79,6 +79,7 @@ def test_a_supervised_backbone_is_refused_with_the_option_named():
         RealOnlyDetector(BirdLotfiCNN(topology="conv16x1"))
 
 
+@pytest.mark.slow
 def test_real_only_detector_trains_and_tests_through_the_cli(cifake_root, tmp_path, monkeypatch):
     """`cifake fit --config configs/real_only_zed.yaml` then `cifake test`: a predictions table whose
     logits are the Detector's, and a threshold chosen on validation reals (fpr:0.05)."""
@@ -128,6 +129,7 @@ def test_real_only_detector_trains_and_tests_through_the_cli(cifake_root, tmp_pa
     assert [float(r["logit"]) for r in rows[:6]] == pytest.approx(direct, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_content_model_of_reals_scores_scrambled_content_higher():
     """models.content: a classifier of the reals' content classes is less sure of images whose content
     no class explains (here: the same images with their tiles shuffled), so its energy ranks them higher."""
