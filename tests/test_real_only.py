@@ -167,3 +167,14 @@ def test_a_content_model_of_reals_scores_scrambled_content_higher():
         assert binary_auroc(torch.cat([model(x), model(both)]), y) > 0.8
     with pytest.raises(ConfigError, match="content classes"):
         model.backbone.loss(x[:4], torch.full((4,), -1))
+
+
+def test_a_content_model_scores_test_data_without_content_classes():
+    """OOD sets (pubgen-dev, photos) carry no CIFAR-10 class: testing scores them and logs no loss."""
+    m = RealOnlyDetector(ContentEnergyDetector(width=8, classes=2), normalize="none").eval()
+    m.log = m.log_dict = lambda *a, **k: None
+    batch = {"image": torch.rand(6, 3, 32, 32), "label": torch.tensor([0, 0, 0, 1, 1, 1]),
+             "content_class": torch.full((6,), -1)}  # fmt: skip
+    with torch.no_grad():
+        logits = m._eval_step(batch, "test")
+    assert logits.shape == (6,) and torch.isfinite(logits).all()

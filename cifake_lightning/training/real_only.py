@@ -86,7 +86,10 @@ class RealOnlyDetector(ImageClassifier):
         if reals.shape[0] == 0:  # a batch of fakes only: nothing to learn, a zero that still backpropagates
             return sum(p.sum() for p in self.backbone.parameters()) * 0.0, 0
         if getattr(self.backbone, "needs_content_class", False):  # e.g. models.content: classes of the reals
-            return self.backbone.loss(self._inputs(reals), batch["content_class"][real]), reals.shape[0]
+            classes = batch["content_class"][real]
+            if not self.training and bool((classes < 0).any()):
+                return None, 0  # test data without content classes (an OOD set): scores only, no loss
+            return self.backbone.loss(self._inputs(reals), classes), reals.shape[0]
         return self.backbone.loss(self._inputs(reals)), reals.shape[0]
 
     def training_step(self, batch, batch_idx):
@@ -103,7 +106,7 @@ class RealOnlyDetector(ImageClassifier):
         confusion = self.val_confusion if split == "val" else self.test_confusion
         metrics.update(probs, y)
         confusion.update(probs, y)
-        if n:
+        if n and loss is not None:
             self.log(
                 f"{split}/loss", loss, on_epoch=True, prog_bar=split == "val", batch_size=n, sync_dist=True
             )
