@@ -67,7 +67,7 @@ def test_batches_are_uint8_then_float_after_transfer(cifake_root):
     out = d.on_after_batch_transfer(dict(batch), 0)
     assert out["image"].dtype == torch.float32 and 0 <= out["image"].min() and out["image"].max() <= 1
     vb = next(iter(d.val_dataloader()))
-    assert set(vb) == {"image", "label", "index"}  # per-row metadata lives in the manifest, not in batches
+    assert set(vb) == {"image", "label", "index", "content_class"}  # the rest of a row lives in the manifest
 
 
 def test_augmentation_changes_train_batches_only(cifake_root):

@@ -89,7 +89,7 @@ def test_every_config_builds_and_trains_one_step(cfg, cifake_root, tmp_path, mon
     )
     model = cli.model
     x = torch.rand(4, 3, 32, 32)
-    batch = {"image": x, "label": torch.tensor([0, 1, 0, 1])}
+    batch = {"image": x, "label": torch.tensor([0, 1, 0, 1]), "content_class": torch.tensor([0, 1, 2, 3])}
     model.train()
     loss = model.training_step(batch, 0) if not hasattr(model, "autoencoder") else model._step(batch, "train")
     loss = loss["loss"] if isinstance(loss, dict) else loss
