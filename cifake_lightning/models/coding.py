@@ -252,7 +252,6 @@ class CodingCostDetector(nn.Module):
         cov = cov + 1e-3 * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
         self.ref_mean.copy_(mean.float())
         self.ref_precision.copy_(torch.linalg.inv(cov).float())
-        self.ref_offset.zero_()
         self.ref_offset.fill_(
             float(torch.quantile(self._score(feats.float().to(self.ref_mean.device)), 0.95))
         )
