@@ -12,6 +12,7 @@ from .content import ContentEnergyDetector
 from .detector import Detector
 from .dualstream import DualStreamDetector
 from .frequency import FrequencyTransform, dct2, idct2
+from .fusion import ScoreFusion
 from .lightweight import LightweightCNN, LightweightCNN_HOC
 from .normalize import Normalize
 from .registry import create_model, list_models, register_model
@@ -31,6 +32,7 @@ __all__ = [
     "LightweightCNN",
     "LightweightCNN_HOC",
     "Normalize",
+    "ScoreFusion",
     "TimmBackbone",
     "attention_map",
     "create_model",
