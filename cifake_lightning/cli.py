@@ -22,10 +22,11 @@ from pathlib import Path
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 from lightning import LightningDataModule, LightningModule
+from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .argv import rewrite_argv
-from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, FiniteGuard, RunInfo
+from .callbacks import BestCheckpoint, EarlyStop, EpochSeed, FiniteGuard, ProgressBar, RunInfo
 
 # imported so that --data.help / --model.help know every data module and LightningModule by its short
 # name (cifake_lightning.training imports all of its LightningModules)
@@ -291,6 +292,12 @@ class CifakeCLI(LightningCLI):
             callbacks = [c for c in callbacks if not isinstance(c, TestReport)]
         if self.subcommand not in ("predict", None):
             callbacks = [c for c in callbacks if not isinstance(c, PredictionWriter)]
+        chosen = config.get("callbacks") or []
+        chosen = chosen if isinstance(chosen, list) else [chosen]
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, LightningProgressBar) for c in [*chosen, *callbacks]
+        ):  # Lightning's bar without v_num, unless the config names a bar or turns it off
+            callbacks = [*callbacks, ProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
     def instantiate_classes(self) -> None:

@@ -193,3 +193,15 @@ def test_predict_folder_writes_one_row_per_image(cifake_root, demo_ckpt, tmp_pat
             "fake" if float(r["logit"]) >= model.calibration.threshold_logit else "real"
         )
         assert float(r["threshold"]) == pytest.approx(model.calibration.threshold, rel=1e-5)
+
+
+def test_the_progress_bar_does_not_show_the_loggers_version(tmp_path):
+    """Lightning's bar shows `v_num`, which is the W&B run id when W&B logs, not the version_N folder."""
+    from lightning import Trainer
+    from lightning.pytorch.loggers import CSVLogger
+
+    from cifake_lightning.callbacks import ProgressBar
+
+    trainer = Trainer(logger=CSVLogger(tmp_path, version="e791"), callbacks=[ProgressBar()], max_epochs=1)
+    assert isinstance(trainer.progress_bar_callback, ProgressBar)
+    assert "v_num" not in trainer.progress_bar_callback.get_metrics(trainer, None)

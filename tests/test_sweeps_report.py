@@ -1,6 +1,7 @@
 """W&B sweep files (validated by W&B's own engine), the local sweep runner, and the comparison report."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,7 @@ def _check_in_browser(page: Path, tmp_path: Path) -> None:
     )
     assert dom.returncode == 0 and 'id="runs"' in dom.stdout and dom.stdout.count("<tr data-run=") == 2
     assert 'data-ready="1"' in dom.stdout  # every script ran to its end without an error
+    assert dom.stdout.count("<th ") >= 6  # the header row is there (column names, sortable)
     assert "2 of 2 runs shown" in dom.stdout and dom.stdout.count("<polyline") >= 2
     # a filter given in the URL hides the other run from the table and the curves
     filtered = subprocess.run(
@@ -143,6 +145,8 @@ def _check_in_browser(page: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert "1 of 2 runs shown" in filtered.stdout
     assert filtered.stdout.count('style="display: none;"') >= 2  # one table row + its curve(s)
+    # ... and its legend entries (no legend entry for a curve that is not drawn)
+    assert re.search(r'<span class="legend-item"[^>]*style="display: none;"', filtered.stdout)
     shot = tmp_path / "shot.png"
     subprocess.run(
         [chromium, *flags, f"--screenshot={shot}", "--window-size=1400,1800", page.as_uri()],
@@ -204,6 +208,25 @@ def test_report_page_shows_each_runs_ood_numbers(tmp_path):
     assert row["pubgen-dev/png: unseen worst AUROC"] == 0.42
     assert row["pubgen-dev/png: FPR@thr png/a"] == 0.05
     write_dashboard([rec], tmp_path / "report")
-    page = (tmp_path / "report" / "index.html").read_text()
+    page = (tmp_path / "report" / "index.html").read_text().replace("<wbr>", "")  # header names may wrap
     assert ">pubgen-dev/png: unseen mean AUROC<" in page and ">0.6100<" in page and ">12.5%<" in page
     assert ">test_acc<" not in page  # nobody measured it
+
+
+def test_runs_trained_on_different_data_get_their_own_learning_curves(tmp_path):
+    """Facets: one chart per training set, so runs on different data never share an accuracy axis."""
+    from cifake_lightning.tracking.dashboard import write_dashboard
+    from cifake_lightning.tracking.runs import collect_local
+
+    for name, data in (("a", "genset-v2"), ("b", "cifake")):
+        run = tmp_path / "runs" / name / "version_0"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "metrics.csv").write_text("epoch,step,val/acc,val/loss\n0,1,0.7,0.6\n1,2,0.8,0.5\n")
+        config = {"data": {"class_path": "x.CIFAKEDataModule", "init_args": {"root": str(tmp_path / data)}}}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    records = collect_local([tmp_path / "runs"], tmp_path / "results")
+    assert len({r.train_data for r in records}) == 2
+    write_dashboard(records, tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    acc = page.split('data-metric="val/acc"')[1].split('data-metric="val/loss"')[0]
+    assert acc.count("<svg") == 2 and "trained on" in acc and "genset-v2" in acc and "cifake" in acc

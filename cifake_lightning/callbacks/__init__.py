@@ -5,6 +5,7 @@ from .early_stop import EarlyStop
 from .epoch_seed import EpochSeed
 from .finite import FiniteGuard
 from .grid_export import GridExport
+from .progress import ProgressBar
 from .run_info import RunInfo
 
-__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "FiniteGuard", "GridExport", "RunInfo"]
+__all__ = ["BestCheckpoint", "EarlyStop", "EpochSeed", "FiniteGuard", "GridExport", "ProgressBar", "RunInfo"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -57,28 +59,33 @@ def render_grid(
     tile = images.shape[-1] * SCALE
     cap_h, head_h = 28, 18
     cols = 1 + len(methods)
-    width = max(cols * (tile + 4) + 4, 420)
+    group_w = cols * (tile + 4) + 4
+    groups = max(1, round(math.sqrt(n / 4)))  # blocks side by side (16 images: 2 of 8), not one tall strip
+    rows = -(-n // groups)
+    width = max(groups * group_w + (groups - 1) * 12, 420)
     key_h = 34 + 12 * len(_key_lines(width, any(m in spectrum_methods for m in methods), threshold))
-    canvas = Image.new("RGB", (width, head_h + n * (tile + cap_h + 4) + 4 + key_h), "white")
+    canvas = Image.new("RGB", (width, head_h + rows * (tile + cap_h + 4) + 4 + key_h), "white")
     draw = ImageDraw.Draw(canvas)
-    for j, name in enumerate(["image", *methods]):
-        draw.text((4 + j * (tile + 4), 3), name.replace("_", " ")[:22], fill="black")
+    for g in range(groups):
+        for j, name in enumerate(["image", *methods]):
+            draw.text((g * (group_w + 12) + 4 + j * (tile + 4), 3), name.replace("_", " ")[:22], fill="black")
     norm = {m: normalise_map(maps[m].float()) for m in methods}
     for i in range(n):
-        y = head_h + i * (tile + cap_h + 4)
+        x0 = (i // rows) * (group_w + 12)
+        y = head_h + (i % rows) * (tile + cap_h + 4)
         img = (images[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).astype(np.uint8)
-        canvas.paste(_tile(img), (4, y))
+        canvas.paste(_tile(img), (x0 + 4, y))
         if wrong is not None and wrong[i]:
-            draw.rectangle((2, y - 2, 5 + tile, y + tile + 1), outline=(220, 0, 0), width=3)
+            draw.rectangle((x0 + 2, y - 2, x0 + 5 + tile, y + tile + 1), outline=(220, 0, 0), width=3)
         for j, m in enumerate(methods):
             arr = heat_rgb(norm[m][i]) if m in spectrum_methods else overlay(images[i], norm[m][i])
-            canvas.paste(_tile(arr), (4 + (j + 1) * (tile + 4), y))
+            canvas.paste(_tile(arr), (x0 + 4 + (j + 1) * (tile + 4), y))
         colour = (200, 0, 0) if wrong is not None and wrong[i] else (0, 0, 0)
-        draw.text((4, y + tile + 2), captions[i][: 12 * cols], fill=colour)
+        draw.text((x0 + 4, y + tile + 2), captions[i][: 12 * cols], fill=colour)
     _draw_key(
         canvas,
         draw,
-        head_h + n * (tile + cap_h + 4) + 4,
+        head_h + rows * (tile + cap_h + 4) + 4,
         any(m in spectrum_methods for m in methods),
         threshold,
     )
@@ -102,8 +109,6 @@ def _draw_key(
 
 def _key_lines(width: int, bands: bool, threshold: float | None) -> list[str]:
     """The key's text, wrapped to the canvas (about 6 px per character of the default font)."""
-    import textwrap
-
     lines = []
     if bands:
         lines.append(
@@ -156,13 +161,15 @@ def band_curve_png(
         (line,) = ax.plot(x, g.mean(0), marker="o", label=f"{name} (n={len(g)})")
         if len(g) > 1:
             ax.fill_between(
-                x, np.percentile(g, 25, 0), np.percentile(g, 75, 0), alpha=0.2, color=line.get_color()
-            )
+                x, np.percentile(g, 25, 0), np.percentile(g, 75, 0), alpha=0.2, color=line.get_color(),
+                label=f"{name}: middle 50% of images",
+            )  # fmt: skip
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("DCT band (normalised radius, low -> high frequency)")
-    ax.set_ylabel("drop in P(fake) when removed")
-    ax.set_title(title or "frequency-band ablation", fontsize=9)
+    ax.set_ylabel("drop in P(fake) when removed\n(< 0: removing it raises P(fake))", fontsize=8)
+    # a run name can be longer than the plot: wrapped, never cut off at the figure's edge
+    ax.set_title(textwrap.fill(title or "frequency-band ablation", 90), fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()

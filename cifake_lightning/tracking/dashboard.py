@@ -101,6 +101,9 @@ _SCRIPT = """
       var on = shown[el.dataset.curve] && !el.closest('svg').dataset['off_' + el.dataset.idx];
       el.style.display = on ? '' : 'none';
     });
+    document.querySelectorAll('.legend-item').forEach(function (li) {  // filtered-out runs leave the legend too
+      li.style.display = shown[li.dataset.run] ? '' : 'none';
+    });
     document.getElementById('count').textContent =
       Object.values(shown).filter(function (x) { return x; }).length + ' of ' + body.rows.length + ' runs shown';
   }
@@ -134,9 +137,9 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 CURVE_METRICS = ("val/acc", "val/loss", "train/loss_epoch", "val/auroc")
 
 
-def _svg_curves(runs: list[RunRecord], metric: str, sid: str) -> str:
-    """An inline SVG of `metric` per epoch for every run (hover a point for its value), or ''."""
-    series = [(i, r, r.curves.get(metric) or []) for i, r in enumerate(runs)]
+def _svg_curves(runs: list[tuple[int, RunRecord]], metric: str, sid: str) -> str:
+    """An inline SVG of `metric` per epoch for every (colour index, run) (hover a point), or ''."""
+    series = [(i, r, r.curves.get(metric) or []) for i, r in runs]
     series = [(i, r, c) for i, r, c in series if c]
     if not series:
         return ""
@@ -185,11 +188,20 @@ def _svg_curves(runs: list[RunRecord], metric: str, sid: str) -> str:
         parts.append("</g>")
     parts.append("</svg>")
     legend = "".join(
-        f'<span class="legend-item" data-svg="{sid}" data-idx="{i}" title="click to hide/show">'
+        f'<span class="legend-item" data-svg="{sid}" data-idx="{i}" data-run="{html.escape(r.name)}" '
+        'title="click to hide/show">'
         f'<span class="swatch" style="background:{PALETTE[i % len(PALETTE)]}"></span>{html.escape(r.name)}</span>'
         for i, r, _ in series
     )
     return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that may wrap after / _ . and @ (long OOD column names in a narrow header)."""
+    out = html.escape(text)
+    for ch in ("/", "_", "@", "."):
+        out = out.replace(ch, ch + "<wbr>")
+    return out
 
 
 def _select(key: str, label: str, values: list[str]) -> str:
@@ -253,7 +265,7 @@ def write_dashboard(
         "fit_s": "wall time of cifake fit, seconds",
     }
     head = "".join(
-        f'<th title="{html.escape(header_notes.get(c, c))}">{html.escape(c)}<span class="arrow"></span></th>'
+        f'<th title="{html.escape(header_notes.get(c, c))}">{_breakable(c)}<span class="arrow"></span></th>'
         for c in [*columns, "links"]
     )
     ordered = sorted(zip(runs, rows), key=lambda t: -(t[1].get("val_acc") or 0))
@@ -269,6 +281,8 @@ def write_dashboard(
                 tip = f' title="on {html.escape(r.get("test_data") or "no test recorded")}"'
             elif ": " in c:
                 tip = f' title="{html.escape(c)}: cifake test of this run on {html.escape(c.split(": ")[0])}"'
+            elif c == "other_tests":
+                tip = ' class="wide"'
             cells.append(f'<td data-v="{html.escape("" if v is None else str(v))}"{tip}>{_cell(v, c)}</td>')
         cells.append(f'<td data-v="">{_links(run, out)}</td>')
         attrs = (
@@ -282,12 +296,22 @@ def write_dashboard(
         + _select("tag", "tag", sorted({t for r in runs for t in r.tags}))
         + '<label>text <input class="filter" data-key="text" placeholder="any cell"></label>'
     )
-    curves = []
+    # one chart per training set: runs trained on different data do not share an accuracy axis
+    facets: dict[str, list[tuple[int, RunRecord]]] = {}
+    for i, r in enumerate(runs):
+        facets.setdefault(r.train_data, []).append((i, r))
+    curves, shown_first = [], None
     for k, metric in enumerate(CURVE_METRICS):
-        svg = _svg_curves(runs, metric, f"curve{k}")
-        if svg:
-            hidden = "" if not curves else ' style="display:none"'
-            curves.append(f'<div class="curves" data-metric="{metric}"{hidden}>{svg}</div>')
+        charts = []
+        for f, (data, members) in enumerate(sorted(facets.items())):
+            svg = _svg_curves(members, metric, f"curve{k}-{f}")
+            if svg:
+                caption = f"<h3>trained on {html.escape(data or '(unknown)')}</h3>" if len(facets) > 1 else ""
+                charts.append(caption + svg)
+        if charts:
+            shown_first = shown_first or metric
+            hidden = "" if metric == shown_first else ' style="display:none"'
+            curves.append(f'<div class="curves" data-metric="{metric}"{hidden}>{"".join(charts)}</div>')
     options = "".join(
         f'<option value="{html.escape(m)}">{html.escape(m)}</option>'
         for m in CURVE_METRICS
@@ -304,7 +328,11 @@ def write_dashboard(
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; vertical-align: top; }}
-th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; white-space: nowrap; }}
+th {{ background: #f0f0f0; cursor: pointer; position: sticky; top: 0; min-width: 4em; max-width: 9em; }}
+td {{ max-width: 24em; overflow-wrap: break-word; }}
+td:first-child {{ min-width: 20em; }}
+td:nth-child(2), td:nth-child(3) {{ min-width: 8em; }}
+td.wide {{ min-width: 18em; text-align: left; }}
 td:nth-child(-n+3) {{ text-align: left; }}
 td:last-child {{ text-align: left; white-space: nowrap; }}
 .filters label {{ margin-right: 1em; font-size: 13px; }}

@@ -54,6 +54,10 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
     colours = plt.get_cmap("tab20").colors
     markers = ("o", "s", "^", "D")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
+    datas = {r.train_data for r in runs}
+    shared = len(datas) == 1  # one training set: said once in the title, not in every legend entry
+    if shared and next(iter(datas)):
+        fig.suptitle(f"all runs trained on {next(iter(datas))}", fontsize=10)
     for ax, key, title in zip(
         axes,
         ("val/acc", "val/loss", "train/loss_epoch"),
@@ -69,7 +73,7 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
                     marker=markers[(i // len(colours)) % len(markers)],
                     ms=3,
                     color=colours[i % len(colours)],
-                    label=f"{r.name} ({r.train_data})" if r.train_data else r.name,
+                    label=f"{r.name} ({r.train_data})" if r.train_data and not shared else r.name,
                 )
         ax.set_title(
             title + (" (each run on its own validation split)" if key == "val/acc" else ""), fontsize=10
@@ -79,7 +83,9 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        ncol = min(3, len(handles))
+        # as many columns as the longest label allows (about 4.4 px per character at font size 7)
+        longest = max(len(lab) for lab in labels)
+        ncol = max(1, min(3, len(handles), int(1450 // (4.4 * longest + 40))))
         fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
         rows = (len(handles) + ncol - 1) // ncol
         fig.set_size_inches(15, 4.2 + 0.16 * rows)
@@ -137,7 +143,9 @@ def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dic
         for i in range(len(FILTERS)):
             for j in range(len(CONV_LAYERS)):
                 if not math.isnan(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color="white", fontsize=8)
+                    r, g, b, _ = im.cmap(im.norm(grid[i, j]))  # dark text on light cells (viridis' yellow)
+                    ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color=ink, fontsize=8)
         ax.set_xticks(range(len(CONV_LAYERS)), [str(c) for c in CONV_LAYERS])
         ax.set_yticks(range(len(FILTERS)), [str(f) for f in FILTERS])
         ax.set_xlabel("conv layers")
@@ -161,10 +169,14 @@ def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
     ]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.scatter([p for p, _, _ in pts], [100 * a for _, a, _ in pts], s=18)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    ax.scatter([p for p, _, _ in pts], [100 * a for _, a, _ in pts], s=18, alpha=0.7)
+    groups: dict[tuple[int, str], list[float]] = {}
     for p, a, label in pts:
-        ax.annotate(label, (p, 100 * a), fontsize=5, alpha=0.7)
+        groups.setdefault((p, label), []).append(100 * a)
+    for (p, label), accs in groups.items():  # one label per model, not one per repeat on top of each other
+        text = label if len(accs) == 1 else f"{label} ({len(accs)} runs)"
+        ax.annotate(text, (p, max(accs)), xytext=(5, 4), textcoords="offset points", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("best-epoch validation accuracy (%)")
