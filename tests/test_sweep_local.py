@@ -189,3 +189,20 @@ def test_config_paths_are_found_beside_or_above_the_sweep_file(tmp_path):
     ]  # fmt: skip
     # from the repository root the agent's own (relative) path is kept
     assert resolve_config_paths(cmd, sweep, tmp_path / "repo")[:4] == cmd[:4]
+
+
+def test_local_sweep_runs_are_grouped_and_tagged_by_the_sweep(tmp_path):
+    """W&B conventions: a local sweep's runs share its name as their group and carry a `sweep:` tag."""
+    (tmp_path / "recorder.py").write_text("import sys, json\nprint(json.dumps(sys.argv[1:]))\n")
+    spec = {
+        "program": str(tmp_path / "recorder.py"),
+        "method": "grid",
+        "command": ["${interpreter}", "${program}", "${args}"],
+        "parameters": {"x": {"values": [1]}},
+    }
+    path = tmp_path / "tagged.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    LocalSweep(path, save_dir=str(tmp_path / "runs")).run()
+    (log,) = (tmp_path / "runs" / "tagged" / "logs").glob("*.log")
+    argv = json.loads(log.read_text().splitlines()[0])
+    assert "--tracking.group=tagged" in argv and "--tracking.tags=[sweep:tagged]" in argv

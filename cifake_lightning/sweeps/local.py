@@ -213,6 +213,7 @@ class LocalSweep:
             f"--name={run_name}",
             f"--tracking.save_dir={self.sweep_dir}",
             f"--tracking.group={self.name}",
+            f"--tracking.tags=[sweep:{self.name}]",  # W&B's runs table filters a local sweep by tag
             *self.extra,
         ]
         env = dict(os.environ)
