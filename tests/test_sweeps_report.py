@@ -200,6 +200,7 @@ def test_report_page_shows_each_runs_ood_numbers(tmp_path):
         "mean": {"auroc_vs_test_real": 0.61, "detected@thr": 0.125},
         "worst": {"auroc_vs_test_real": 0.42},
         "real_fpr": [{"source": "png/a", "fpr@thr": 0.05}],
+        "by_kind": [{"kind": "diffusion", "mean_auroc": 0.57}],
     }
     (out / "report.json").write_text(json.dumps({"unseen": unseen}))
     (rec,) = collect_local([tmp_path / "runs"], tmp_path / "results")
@@ -207,6 +208,7 @@ def test_report_page_shows_each_runs_ood_numbers(tmp_path):
     assert row["pubgen-dev/png: unseen mean AUROC"] == 0.61
     assert row["pubgen-dev/png: unseen worst AUROC"] == 0.42
     assert row["pubgen-dev/png: FPR@thr png/a"] == 0.05
+    assert row["pubgen-dev/png: diffusion AUROC"] == 0.57  # summaries by generator kind
     write_dashboard([rec], tmp_path / "report")
     page = (tmp_path / "report" / "index.html").read_text().replace("<wbr>", "")  # header names may wrap
     assert ">pubgen-dev/png: unseen mean AUROC<" in page and ">0.6100<" in page and ">12.5%<" in page
@@ -230,3 +232,27 @@ def test_runs_trained_on_different_data_get_their_own_learning_curves(tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     acc = page.split('data-metric="val/acc"')[1].split('data-metric="val/loss"')[0]
     assert acc.count("<svg") == 2 and "trained on" in acc and "genset-v2" in acc and "cifake" in acc
+
+
+def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_sd(tmp_path):
+    """repeats.md: one row per variant, mean ± sd over its seeds (a README comparison's form)."""
+    from cifake_lightning.tracking.dashboard import write_dashboard
+    from cifake_lightning.tracking.runs import collect_local
+
+    accs = {("lr=0.001", 0, 0): 0.70, ("lr=0.001", 1, 0): 0.80, ("lr=0.01", 0, 0): 0.60}
+    accs |= {("x", 0, 0): 0.5, ("x", 0, 1): 0.9}  # two versions of one name, same seed: not repeats
+    for (variant, seed, version), acc in accs.items():
+        name = f"sw-{variant}-seed_everything={seed}" if variant != "x" else "demo"
+        lr = float(variant.split("=")[1]) if "=" in variant else 0.1 * (1 + version)
+        run = tmp_path / "runs" / "sw" / name / f"version_{version}"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "metrics.csv").write_text(f"epoch,step,val/acc,val/loss\n0,1,{acc},0.5\n")
+        config = {"seed_everything": seed, "name": run.parent.name, "model": {"init_args": {"lr": lr}}}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = collect_local([tmp_path / "runs"], tmp_path / "results")
+    paths = write_dashboard(runs, tmp_path / "report")
+    table = paths["repeats"].read_text()
+    assert "| sw-lr=0.001 | 2 | 0,1 | 0.750 ± 0.071 |" in table
+    assert "| sw-lr=0.01 | 1 | 0 | 0.600 |" in table
+    assert table.count("| demo (") == 2  # told apart by their configs
+    assert 'id="repeats"' in (tmp_path / "report" / "index.html").read_text()

@@ -6,7 +6,8 @@
     cifake report --wandb-report --wandb-project P  # also create the same views as a W&B Report (online)
 
 Writes index.html (self-contained: tables and figures inline), learning_curves.png,
-extractors_vs_paper.png, accuracy_vs_params.png, runs.csv and runs.json.
+extractors_vs_paper.png, accuracy_vs_params.png, runs.csv and runs.json; when some runs differ only in
+their seed, repeats.md: one row per variant with the mean ± sd over seeds of validation and OOD numbers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ def main(argv: list[str]) -> None:
         prog="cifake report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("runs", nargs="*", default=["runs"], help="folders holding <name>/version_N run folders")
-    ap.add_argument("--results", default="results", help="where `cifake test` wrote test results")
+    ap.add_argument(
+        "--results", action="append", default=None,
+        help="where `cifake test` wrote test results (repeat for several; default results)",
+    )  # fmt: skip
     ap.add_argument("--out", default="results/report")
     ap.add_argument("--title", default="cifake-lightning runs")
     ap.add_argument("--wandb-project", default=None, help="read runs from this W&B project instead (online)")
@@ -43,7 +47,7 @@ def main(argv: list[str]) -> None:
             ) from None
         source = f"W&B project {args.wandb_project}"
     else:
-        runs = collect_local(args.runs, args.results)
+        runs = collect_local(args.runs, args.results or ["results"])
         source = ", ".join(args.runs)
     if not runs:
         raise CifakeError(

@@ -14,12 +14,13 @@ import html
 import io
 import json
 import math
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..utils import write_atomic
 from .figures import accuracy_vs_params_png, extractor_heatmap_png, learning_curves_png
-from .runs import RunRecord
+from .runs import RunRecord, repeat_groups
 
 COLUMNS = [
     "run",
@@ -44,7 +45,9 @@ def _ood_order(col: str) -> tuple:
     """OOD columns grouped by test data, then mean, worst, detected, FPRs."""
     tag, metric = col.split(": ", 1)
     rank = ["unseen mean AUROC", "unseen worst AUROC", "detected@thr"]
-    return (tag, rank.index(metric) if metric in rank else len(rank), metric)
+    if metric in rank:
+        return (tag, rank.index(metric), metric)
+    return (tag, len(rank) + metric.startswith("FPR"), metric)  # per-kind AUROCs, then FPRs
 
 
 def _cell(v, column: str = "") -> str:
@@ -204,6 +207,45 @@ def _breakable(text: str) -> str:
     return out
 
 
+def _mean_sd(values: list, column: str) -> str:
+    """'mean ± sd' of a column's finite values, formatted like its cells ('' when there are none)."""
+    v = [float(x) for x in values if isinstance(x, int | float) and math.isfinite(x)]
+    if not v:
+        return ""
+    pct = "FPR" in column or "detected" in column
+    scale = 100.0 if pct else 1.0
+    mean = scale * statistics.fmean(v)
+    text = f"{mean:.1f}%" if pct else f"{mean:.3f}"
+    if len(v) > 1:
+        sd = scale * statistics.stdev(v)
+        text += f" ± {sd:.1f}" if pct else f" ± {sd:.3f}"
+    return text
+
+
+def repeats_table(runs: list[RunRecord], columns: list[str]) -> tuple[list[str], list[list[str]]]:
+    """One row per variant (runs that differ only in seed): n, seeds, mean ± sd of every column."""
+    head = ["variant", "n", "seeds", *columns]
+    body = []
+    for label, members in repeat_groups(runs):
+        rows = [m.row() for m in members]
+        seeds = sorted({str(r.get("hp.seed")) for r in rows if r.get("hp.seed") is not None})
+        body.append(
+            [
+                label,
+                str(len(members)),
+                ",".join(seeds),
+                *(_mean_sd([r.get(c) for r in rows], c) for c in columns),
+            ]
+        )
+    return head, body
+
+
+def repeats_markdown(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
 def _select(key: str, label: str, values: list[str]) -> str:
     opts = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
     return f'<label>{label} <select class="filter" data-key="{key}"><option value="">(all)</option>{opts}</select></label>'
@@ -242,6 +284,22 @@ def write_dashboard(
             ",".join("" if r.get(c) is None else str(r.get(c)).replace(",", ";") for c in columns) + "\n"
         )
     paths["csv"] = write_atomic(out / "runs.csv", buf.getvalue())
+    # runs that differ only in seed: mean ± sd per variant (the form every README comparison takes)
+    repeat_html = ""
+    if any(len(members) > 1 for _, members in repeat_groups(runs)):
+        summary_cols = [
+            c for c in ("val_acc", "val_auroc", *ood_cols) if any(r.get(c) is not None for r in rows)
+        ]
+        rhead, rbody = repeats_table(runs, summary_cols)
+        paths["repeats"] = write_atomic(out / "repeats.md", repeats_markdown(rhead, rbody))
+        repeat_html = (
+            "<h2>Repeats: mean ± sd over seeds</h2><p>Runs whose names differ only in their seed, one row per "
+            'variant (also in repeats.md).</p><table id="repeats"><thead><tr>'
+            + "".join(f"<th>{_breakable(c)}</th>" for c in rhead)
+            + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rbody)
+            + "</tbody></table>"
+        )
     figures: list[tuple[str, str, bytes]] = []
     if runs:
         figures.append(
@@ -350,6 +408,7 @@ checkpoint of the run, on the data named in <code>test_data</code> (hover a cell
 header to sort; filters hide runs from the table and the curves alike.</p>
 <div class="filters">{filters} <span id="count"></span></div>
 <table class="sortable" id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
+{repeat_html}
 <h2>Learning curves <select id="metric">{options}</select></h2>
 <p style="font-size:12px">Hover a point for its value; click a run in the legend to hide or show it.</p>
 {"".join(curves)}

@@ -7,10 +7,13 @@ checkpoint of that run (results/<run>/version_N/<checkpoint>/<data>/metrics.json
 
 from __future__ import annotations
 
+import copy
 import csv
+import hashlib
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +41,7 @@ class RunRecord:
     train_data: str = ""  # what the run was trained on: "<data module> <root folder name>"
     links: dict[str, str] = field(default_factory=dict)  # label -> path of test reports, explanation maps
     ood: dict[str, dict] = field(default_factory=dict)  # OOD test tag -> its summary (see ood_summary)
+    variant: str = ""  # hash of the config without its seed: runs that differ only in seed share it
 
     def row(self) -> dict:
         r = {
@@ -98,11 +102,13 @@ def _model_name(config: dict) -> tuple[str, str | None]:
     return cls, topo
 
 
-def _tests_by_run(results_dir: Path) -> dict[str, list[dict]]:
+def _tests_by_run(results_dirs: list[Path]) -> dict[str, list[dict]]:
     """Every `cifake test` result, grouped by the run folder of the checkpoint it scored (each with
-    `_folder`, where its report lives)."""
+    `_folder`, where its report lives). A relative checkpoint path is taken from the folder holding
+    results/ (where `cifake test` ran, runs/ beside results/)."""
     out: dict[str, list[dict]] = {}
-    for m in sorted(results_dir.glob("**/metrics.json"), key=lambda p: p.stat().st_mtime):
+    found = [(m, d) for d in results_dirs for m in d.glob("**/metrics.json")]
+    for m, results_dir in sorted(found, key=lambda t: t[0].stat().st_mtime):
         try:
             data = json.loads(m.read_text())
         except (OSError, json.JSONDecodeError):
@@ -110,7 +116,8 @@ def _tests_by_run(results_dir: Path) -> dict[str, list[dict]]:
         ckpt = data.get("ckpt_path")
         if ckpt:
             data["_folder"] = str(m.parent)
-            out.setdefault(str(Path(ckpt).resolve().parent.parent), []).append(data)
+            ckpt = Path(ckpt) if Path(ckpt).is_absolute() else results_dir.resolve().parent / ckpt
+            out.setdefault(str(ckpt.resolve().parent.parent), []).append(data)
     return out
 
 
@@ -136,6 +143,29 @@ def _hparams(config: dict) -> dict:
             str(a.get("kind", "")) for a in (data.get("aligned_fakes") or []) if isinstance(a, dict)
         ),
     }
+
+
+#: config keys that do not make a different experiment: the seed and where or how a run is logged
+_NOT_VARIANT = {
+    (): ("seed_everything", "name", "ckpt_path"),
+    ("data", "init_args"): ("seed", "progress", "cache_dir"),
+    ("trainer",): ("default_root_dir", "enable_progress_bar", "logger"),
+    ("tracking",): ("save_dir", "group", "tags", "wandb", "project", "entity", "offline"),
+}
+
+
+def variant_key(config: dict) -> str:
+    """A short hash of a run's config without its seed and logging places: repeats of one experiment
+    with other seeds share it (`cifake report` summarises them as mean +- sd)."""
+    c = copy.deepcopy(config or {})
+    for path, keys in _NOT_VARIANT.items():
+        node = c
+        for p in path:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            for k in keys:
+                node.pop(k, None)
+    return hashlib.sha1(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def _data_label(data: dict) -> str:
@@ -169,6 +199,10 @@ def ood_summary(report: dict) -> dict:
         "unseen worst AUROC": worst.get("auroc_vs_test_real"),
         "detected@thr": mean.get("detected@thr"),
     }
+    for row in (
+        unseen.get("by_kind") or []
+    ):  # generator kinds (diffusion, GAN, ...) where the data declares them
+        out[f"{row['kind']} AUROC"] = row.get("mean_auroc")
     for row in unseen.get("real_fpr") or []:
         out[f"FPR@thr {row['source']}"] = row.get("fpr@thr")
     return out
@@ -209,9 +243,13 @@ def _own_test(tests: list[dict], config: dict) -> tuple[dict, str, list[str]]:
     return own, label, others
 
 
-def collect_local(save_dirs: list[str | Path], results_dir: str | Path = "results") -> list[RunRecord]:
-    """Every fit run (a version folder with metrics.csv and config.yaml) under the given folders."""
-    tests = _tests_by_run(Path(results_dir))
+def collect_local(
+    save_dirs: list[str | Path], results_dirs: str | Path | list[str | Path] = "results"
+) -> list[RunRecord]:
+    """Every fit run (a version folder with metrics.csv and config.yaml) under the given folders, with
+    the `cifake test` results found under `results_dirs` attached."""
+    dirs = results_dirs if isinstance(results_dirs, list) else [results_dirs]
+    tests = _tests_by_run([Path(d) for d in dirs])
     runs = []
     for base in map(Path, save_dirs):
         for metrics in sorted(base.glob("**/version_*/metrics.csv")):
@@ -269,6 +307,7 @@ def _local_run(d: Path, tests: dict[str, list[dict]]) -> RunRecord:
         train_data=f"{str(data_cfg.get('class_path', '')).rsplit('.', 1)[-1]} {Path(str(root)).name}".strip(),
         links=links,
         ood=_ood_tests(run_tests),
+        variant=variant_key(config),
     )
 
 
@@ -302,9 +341,38 @@ def collect_wandb(project: str, entity: str | None = None, limit: int = 500) -> 
                 test={k: summary[k] for k in ("test/acc", "test/f1", "test/auroc") if k in summary},
                 curves=curves,
                 test_data="W&B summary (data not recorded)" if "test/acc" in summary else "",
+                variant=variant_key(cfg.get("config", cfg)),
             )
         )
     return runs
+
+
+# a seed in a run name (sweep names, `_s0` suffixes) and a local sweep's hash of a too-long name
+_SEED_IN_NAME = re.compile(r"(^|[-_])(seed_everything|seed)=\d+|[-_]s\d+$|-[0-9a-f]{6}$")
+
+
+def repeat_groups(runs: list[RunRecord]) -> list[tuple[str, list[RunRecord]]]:
+    """Repeats of one experiment with other seeds, in first-seen order, each with a label.
+
+    Runs whose names differ only in a seed token (`seed_everything=N`, `seed=N`, a final `_sN`; a
+    local sweep's hash of a long name) form one variant labelled by the name without it, when their
+    seeds are all different; otherwise (e.g. version_0 and version_1 of one name, same seed) they are
+    told apart by their configs without the seed (`variant`).
+    """
+    by_label: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        by_label.setdefault(_SEED_IN_NAME.sub("", r.name.split("/")[0]), []).append(r)
+    out = []
+    for label, members in by_label.items():
+        seeds = [m.hparams.get("seed") for m in members]
+        if None not in seeds and len(set(seeds)) == len(seeds):
+            out.append((label, members))
+            continue
+        split: dict[str, list[RunRecord]] = {}
+        for m in members:
+            split.setdefault(m.variant or m.name, []).append(m)
+        out += [(label if len(split) == 1 else f"{label} ({key})", group) for key, group in split.items()]
+    return out
 
 
 def finite(v) -> bool:
