@@ -130,9 +130,11 @@ def test_real_only_detector_trains_and_tests_through_the_cli(cifake_root, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_content_model_of_reals_scores_scrambled_content_higher():
+@pytest.mark.parametrize("score", ["energy", "knn"])
+def test_a_content_model_of_reals_scores_scrambled_content_higher(score):
     """models.content: a classifier of the reals' content classes is less sure of images whose content
-    no class explains (here: the same images with their tiles shuffled), so its energy ranks them higher."""
+    no class explains (here: a square in both places), so its energy, and the distance of its features
+    to the train reals' (knn), rank them higher."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
 
@@ -145,7 +147,8 @@ def test_a_content_model_of_reals_scores_scrambled_content_higher():
             x[i, :, 18:28, 18:28] += 0.8 if c == 1 else 0.0
         return x.clamp(0, 1), cls
 
-    model = RealOnlyDetector(ContentEnergyDetector(width=8, classes=2), normalize="none")
+    backbone = ContentEnergyDetector(width=8, classes=2, score=score, k=5, bank=200)
+    model = RealOnlyDetector(backbone, normalize="none")
     model.log = lambda *a, **k: None
     opt = torch.optim.Adam(model.parameters(), 3e-3)
     for _ in range(60):

@@ -16,6 +16,8 @@ content classes.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,17 +41,31 @@ class ContentEnergyDetector(nn.Module):
     Args:
         width: channels of the first of three conv blocks (doubled per block).
         classes: number of content classes (10 for CIFAR-10).
+        score: energy (-logsumexp of the logits, Liu et al. 2020) or knn: the distance of the image's
+            L2-normalised penultimate features to their k-th nearest neighbour among `bank` train reals
+            (Sun et al., "Out-of-Distribution Detection with Deep Nearest Neighbors", ICML 2022), which
+            uses what the features say about an image beyond the class scores.
+        k, bank: the neighbour and the number of train reals kept (score knn; RealOnlyDetector's
+            reference_size must be at least `bank`).
     Use `normalize: cifar10` in RealOnlyDetector (inputs are normalised images).
     """
 
     needs_content_class = True
 
-    def __init__(self, width: int = 32, classes: int = 10) -> None:
+    def __init__(
+        self, width: int = 32, classes: int = 10, score: Literal["energy", "knn"] = "energy", k: int = 10,
+        bank: int = 4096,
+    ) -> None:  # fmt: skip
         super().__init__()
         if width < 1 or classes < 2:
             raise ConfigError(
                 "model.backbone", f"width must be >= 1 and classes >= 2, got {width}, {classes}"
             )
+        if score not in ("energy", "knn"):
+            raise ConfigError("model.backbone.score", f"must be energy or knn, got {score!r}")
+        if not 1 <= k < bank:
+            raise ConfigError("model.backbone.k", f"must be in [1, bank), got k={k}, bank={bank}")
+        self.score, self.k = score, k
         self.features = nn.Sequential(
             _block(3, width), _block(width, 2 * width), _block(2 * width, 4 * width),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -57,6 +73,7 @@ class ContentEnergyDetector(nn.Module):
         self.head = nn.Linear(4 * width, classes)
         self.classes = classes
         self.register_buffer("ref_offset", torch.tensor(0.0))
+        self.register_buffer("ref_bank", torch.zeros(bank if score == "knn" else 0, 4 * width))
         self.register_buffer("ref_fitted", torch.tensor(False))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,15 +94,36 @@ class ContentEnergyDetector(nn.Module):
         return F.cross_entropy(self.logits(x), content_class)
 
     def selected_features(self, x: torch.Tensor) -> torch.Tensor:
+        """energy: (B, 1) energies; knn: (B, D) L2-normalised penultimate features."""
+        if self.score == "knn":
+            return F.normalize(self.features(x).float(), dim=1)
         return -torch.logsumexp(self.logits(x).float(), dim=1, keepdim=True)
+
+    def _kth_distance(self, feats: torch.Tensor, leave_one_out: bool = False) -> torch.Tensor:
+        d = torch.cdist(feats.float(), self.ref_bank)
+        return d.topk(self.k + int(leave_one_out), dim=1, largest=False).values[:, -1]
 
     @torch.no_grad()
     def fit_reference(self, feats: torch.Tensor) -> None:
-        """Put the train reals' 95th-percentile energy at 0 (logit > 0: more unusual than 95% of them)."""
-        if feats.numel() < 16 or not torch.isfinite(feats).all():
-            raise ValueError(f"need >= 16 finite reference scores, got {feats.numel()}")
-        self.ref_offset.fill_(float(torch.quantile(feats.flatten().float(), 0.95)))
+        """Put the train reals' 95th-percentile score at 0 (logit > 0: more unusual than 95% of them);
+        knn also keeps `bank` of the reals' features (their own scores leave themselves out)."""
+        if feats.shape[0] < 16 or not torch.isfinite(feats).all():
+            raise ValueError(f"need >= 16 finite reference rows, got {feats.shape[0]}")
+        if self.score == "knn":
+            bank = self.ref_bank.shape[0]
+            if feats.shape[0] < bank:
+                raise ConfigError(
+                    "model.reference_size",
+                    f"the knn bank keeps {bank} train reals; got only {feats.shape[0]}",
+                )
+            self.ref_bank.copy_(feats[:bank].to(self.ref_bank))
+            own = torch.cat([self._kth_distance(c, leave_one_out=True) for c in self.ref_bank.split(1024)])
+        else:
+            own = feats.flatten().float()
+        self.ref_offset.fill_(float(torch.quantile(own, 0.95)))
         self.ref_fitted.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.score == "knn":
+            return self._kth_distance(self.selected_features(x)) - self.ref_offset
         return self.selected_features(x)[:, 0] - self.ref_offset
