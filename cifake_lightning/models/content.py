@@ -73,7 +73,8 @@ class ContentEnergyDetector(nn.Module):
         self.head = nn.Linear(4 * width, classes)
         self.classes = classes
         self.register_buffer("ref_offset", torch.tensor(0.0))
-        self.register_buffer("ref_bank", torch.zeros(bank if score == "knn" else 0, 4 * width))
+        if score == "knn":  # the train reals' features the kNN score measures against
+            self.register_buffer("ref_bank", torch.zeros(bank, 4 * width))
         self.register_buffer("ref_fitted", torch.tensor(False))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
