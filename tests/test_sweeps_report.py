@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.run import QUIET, REPO
 
 from cifake_lightning.cli import CifakeCLI
 from cifake_lightning.models import create_model, paper_topologies
 from cifake_lightning.sweeps.spec import command_for, grid_runs, load_sweep, propose, violations
 
-REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "wandb_sweeps").glob("*.yaml"))
 warnings.filterwarnings("ignore", message=".*allow_population_by_field_name.*")
 
@@ -256,3 +256,50 @@ def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_sd(tmp_path):
     assert "| sw-lr=0.01 | 1 | 0 | 0.600 |" in table
     assert table.count("| demo (") == 2  # told apart by their configs
     assert 'id="repeats"' in (tmp_path / "report" / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_research_sweep_tests_every_run_and_reports_mean_and_sd(cifake_root, tmp_path, monkeypatch, capsys):
+    """One runner for research (issue 25): `sweep local --test CONFIG` tests each run's best checkpoint,
+    and `cifake report` of the sweep summarises the OOD numbers over seeds (repeats.md)."""
+    from cifake_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    test_cfg = tmp_path / "ood.yaml"
+    test_cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "class_path": "cifake_lightning.data.ImageFolderOOD",
+                    "init_args": {
+                        "root": str(cifake_root),
+                        "sources": {"test/REAL": "real", "test/FAKE": "fake"},
+                    },
+                },
+                "report": {"reference_real": "test/REAL"},
+            }
+        )
+    )
+    sweep = tmp_path / "seeds.yaml"
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "program": "cifake",
+                "method": "grid",
+                "metric": {"name": "val/loss", "goal": "minimize"},
+                "parameters": {"seed_everything": {"values": [0, 1]}},
+                "command": ["cifake", "fit", "--config", str(REPO / "configs" / "demo.yaml"), "${args}"],
+            }
+        )
+    )
+    extra = [f"--data.root={cifake_root}", "--data.val_size=60", "--trainer.max_epochs=1",
+             "--trainer.limit_train_batches=3", *QUIET, "--trainer.callbacks=[]"]  # fmt: skip
+    main(["sweep", "local", str(sweep), "--workers", "2", "--test", str(test_cfg), "--", *extra])
+    manifest = json.loads((tmp_path / "runs" / "seeds" / "manifest.json").read_text())
+    assert all(r["returncode"] == 0 and r["tests"] == [str(test_cfg)] for r in manifest["runs"])
+    assert len(list((tmp_path / "results").rglob("report.json"))) == 2  # one OOD test per run
+    main(["report", "runs/seeds", "--out", "report"])
+    repeats = (tmp_path / "report" / "repeats.md").read_text()
+    assert "| seeds | 2 | 0,1 |" in repeats and "unseen mean AUROC" in repeats
+    row = repeats.splitlines()[2]
+    assert row.count(" ± ") >= 3  # validation and OOD columns as mean ± sd over the two seeds

@@ -1,6 +1,7 @@
 """`cifake sweep`: W&B sweep files without a W&B server.
 
     cifake sweep local wandb_sweeps/topology_grid.yaml --workers 2 -- --trainer.max_epochs=2 --data.root=data/demo
+    cifake sweep local configs/experiments/pubgen_content.yaml --test configs/test/pubgen_dev_png.yaml
     cifake sweep list wandb_sweeps/topology_grid.yaml          # the runs and commands the agent would start
     cifake sweep check wandb_sweeps/*.yaml                     # W&B schema validation
 
@@ -35,6 +36,11 @@ def main(argv: list[str]) -> None:
     p.add_argument("--gpus", default=None, help="comma-separated device ids to spread workers over")
     p.add_argument("--save-dir", default="runs", help="runs go to SAVE_DIR/<sweep>/<run>/ (default runs)")
     p.add_argument("--resume", action="store_true", help="skip runs the manifest records as finished")
+    p.add_argument(
+        "--test", action="append", default=[], metavar="CONFIG",
+        help="after each run, `cifake test --ckpt BEST --config CONFIG` (repeat; e.g. configs/test/pubgen_dev_png.yaml); "
+        "then `cifake report SAVE_DIR/<sweep>` shows every run's OOD numbers and their mean ± sd over seeds",
+    )  # fmt: skip
     p = sub.add_parser("list", help="print the runs and commands")
     p.add_argument("file")
     p = sub.add_parser("check", help="validate sweep files with W&B's schema")
@@ -71,6 +77,7 @@ def main(argv: list[str]) -> None:
         gpus=args.gpus.split(",") if args.gpus else None,
         save_dir=args.save_dir,
         resume=args.resume,
+        tests=args.test,
     )
     records = sweep.run()
     ok = sum(r["returncode"] == 0 for r in records)

@@ -94,6 +94,17 @@ def run_slug(params: dict) -> str:
     return slug
 
 
+def best_checkpoint(run_dir: Path) -> Path | None:
+    """The best checkpoint of a run's newest version folder (last.ckpt when no best-* was kept)."""
+    versions = sorted(run_dir.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    if not versions:
+        return None
+    found = sorted((versions[-1] / "checkpoints").glob("best-*.ckpt")) or sorted(
+        (versions[-1] / "checkpoints").glob("last.ckpt")
+    )
+    return found[-1] if found else None
+
+
 def final_metric(save_dir: Path, name: str, metric: str | None) -> float | None:
     """Last logged value of `metric` in the newest version of run `name` (best for early-stopped runs)."""
     if not metric:
@@ -146,6 +157,9 @@ class LocalSweep:
     gpus: device ids to round-robin over workers (sets CUDA_VISIBLE_DEVICES).
     save_dir: where runs write (tracking.save_dir).
     resume: skip runs the manifest records as finished.
+    tests: `cifake test` configs (data + report options, e.g. configs/test/pubgen_dev_png.yaml) run on
+        each finished run's best checkpoint, results under results/ as `cifake test` writes them, so
+        `cifake report SAVE_DIR/<sweep>` has every run's OOD numbers (and repeats.md over seeds).
     """
 
     def __init__(
@@ -158,12 +172,19 @@ class LocalSweep:
         save_dir: str = "runs",
         resume: bool = False,
         quiet: bool = True,
+        tests: list[str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.cfg = load_sweep(path)
         self.name = self.path.stem
         self.workers, self.count, self.extra = max(1, workers), count, list(extra or [])
         self.gpus, self.save_dir, self.resume, self.quiet = gpus or [], Path(save_dir), resume, quiet
+        self.tests = [_find(t, self.path, Path.cwd()) for t in tests or []]
+        for t in self.tests:
+            if not Path(t).is_file():
+                from ..errors import ConfigError
+
+                raise ConfigError("--test", f"{t} not found (from here, beside the sweep file or above it)")
         self.sweep_dir = self.save_dir / self.name
         self.manifest_path = self.sweep_dir / "manifest.json"
         self.records: list[dict] = []
@@ -188,6 +209,8 @@ class LocalSweep:
             ) from None
         then = {"config": manifest.get("config"), "extra": manifest.get("extra", [])}
         now = json.loads(json.dumps({"config": self.cfg, "extra": self.extra}, default=str))
+        if manifest.get("tests", []) != self.tests:  # other tests: rerun them on the finished runs
+            records = [{**r, "returncode": None} if r.get("tests") != self.tests else r for r in records]
         if then != now:
             why = "the sweep file changed" if then["config"] != now["config"] else ""
             if then["extra"] != now["extra"]:
@@ -202,7 +225,13 @@ class LocalSweep:
     def _save(self) -> None:
         write_json(
             self.manifest_path,
-            {"sweep": str(self.path), "config": self.cfg, "extra": self.extra, "runs": self.records},
+            {
+                "sweep": str(self.path),
+                "config": self.cfg,
+                "extra": self.extra,
+                "tests": self.tests,
+                "runs": self.records,
+            },  # fmt: skip
         )
 
     def _run_one(self, params: dict, slot: int) -> dict:
@@ -228,11 +257,22 @@ class LocalSweep:
             with self._lock:
                 self.skipped.append(run_name)
             return {"name": run_name, "params": params, "returncode": None}
+        tests: list[dict] = []
         with lock, open(log_path, "w") as log:
             rc = subprocess.run(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
                 preexec_fn=_die_with_parent,
             ).returncode  # fmt: skip
+            ckpt = best_checkpoint(self.sweep_dir / run_name) if rc == 0 else None
+            for test in self.tests if ckpt else []:
+                test_cmd = [sys.executable, "-m", "cifake_lightning", "test", "--ckpt", str(ckpt), "--config",
+                            test, "--trainer.enable_progress_bar=false", "--data.progress=false"]  # fmt: skip
+                log.write(f"\n$ {describe(test_cmd)}\n")
+                log.flush()
+                trc = subprocess.run(
+                    test_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                ).returncode
+                tests.append({"config": test, "returncode": trc})
         rec = {
             "name": run_name,
             "params": params,
@@ -242,7 +282,13 @@ class LocalSweep:
             "log": str(log_path),
             "metric": final_metric(self.sweep_dir, run_name, self.metric),
         }
-        if rc != 0:
+        if self.tests:
+            rec["tests"] = self.tests if rc == 0 else []
+            failed_tests = [t["config"] for t in tests if t["returncode"] != 0]
+            if rc == 0 and failed_tests:  # a run whose tests failed is not finished: --resume reruns it
+                rc = rec["returncode"] = 1
+                rec["error"] = f"cifake test failed for {', '.join(failed_tests)}: {last_line(log_path)}"
+        if rc != 0 and "error" not in rec:
             rec["error"] = last_line(log_path)
         with self._lock:
             self.records = [r for r in self.records if r["name"] != run_name] + [rec]
