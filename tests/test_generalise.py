@@ -279,12 +279,11 @@ def test_real_blur_touches_real_images_only():
 
 @pytest.mark.slow
 def test_generalist_config_is_what_the_benchmark_measured_and_trains(cifake_root, tmp_path, capsys):
-    """configs/generalist.yaml resolves to the benchmark's best variant (baseline_fast + its overrides),
-    and `cifake fit` trains it."""
+    """configs/generalist.yaml resolves to the experiment's best variant (baseline_fast + the variant
+    config aligned_resample_aug, with the sweep's fixed values), and `cifake fit` trains it."""
     import yaml
     from helpers.run import QUIET, REPO, cifake
 
-    from benchmarks.generalisation import VARIANTS
     from cifake_lightning.cli import main
 
     def resolved(*args):
@@ -295,9 +294,10 @@ def test_generalist_config_is_what_the_benchmark_measured_and_trains(cifake_root
             cfg.pop(k, None)
         return cfg
 
-    overrides, _ = VARIANTS["aligned_resample+aug"]
-    bench = resolved("--config", str(REPO / "configs/baseline_fast.yaml"), "--trainer.max_epochs", "3",
-                     "--data.init_args.root", "data/genset-v2", "--data.init_args.val_size", "10000", *overrides)  # fmt: skip
+    variant = REPO / "configs/experiments/generalisation/aligned_resample_aug.yaml"
+    bench = resolved("--config", str(REPO / "configs/baseline_fast.yaml"), "--config", str(variant),
+                     "--trainer.max_epochs", "3", "--data.init_args.root", "data/genset-v2",
+                     "--data.init_args.val_size", "10000")  # fmt: skip
     mine = resolved("--config", str(REPO / "configs/generalist.yaml"))
     assert mine == bench
     r = cifake(
@@ -347,3 +347,42 @@ def test_real_compact_pulls_real_features_together_and_leaves_the_logit_path_alo
         make(-1.0)
     with pytest.raises(ConfigError, match="model.real_compact"):
         final_linear(torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3)))
+
+
+def test_every_generalisation_variant_is_in_a_sweep_and_exists():
+    """The research experiment is sweep files over partial variant configs (issue 25: one runner)."""
+    import yaml
+    from helpers.run import REPO
+
+    named = []
+    for sweep in ("generalisation.yaml", "generalisation_ae.yaml"):
+        spec = yaml.safe_load((REPO / "configs" / "experiments" / sweep).read_text())
+        named += spec["parameters"]["config"]["values"]
+    assert all((REPO / v).is_file() for v in named)
+    files = sorted(
+        p.relative_to(REPO).as_posix() for p in (REPO / "configs/experiments/generalisation").glob("*.yaml")
+    )
+    assert sorted(named) == files
+
+
+@pytest.mark.slow
+def test_every_generalisation_variant_resolves_over_the_base_config(capsys):
+    """Each partial config merges over configs/baseline_fast.yaml into a valid fit config."""
+    from helpers.run import REPO
+
+    from cifake_lightning.cli import main
+
+    for variant in sorted((REPO / "configs/experiments/generalisation").glob("*.yaml")):
+        with pytest.raises(SystemExit) as e:
+            main(
+                [
+                    "fit",
+                    "--config",
+                    str(REPO / "configs/baseline_fast.yaml"),
+                    "--config",
+                    str(variant),
+                    "--print_config",
+                ]
+            )
+        assert e.value.code in (0, None), f"{variant.name}: {capsys.readouterr().err[-500:]}"
+        capsys.readouterr()

@@ -84,7 +84,9 @@ def run_slug(params: dict) -> str:
     parts, lossy = [], len({k.split(".")[-1] for k in params}) < len(params)
     for k, v in params.items():
         key = k.split(".")[-1]
-        val = re.sub(r"[^A-Za-z0-9.+-]+", "_", str(v))
+        # a config file as a parameter (variants as partial configs): its stem, not its path
+        shown = Path(v).stem if isinstance(v, str) and v.endswith((".yaml", ".yml")) else str(v)
+        val = re.sub(r"[^A-Za-z0-9.+-]+", "_", shown)
         lossy |= val != str(v)
         parts.append(val if key in ("topology",) else f"{key}={val}")
     slug = "-".join(parts)
