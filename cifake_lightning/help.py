@@ -17,7 +17,8 @@ Project commands, each with --help:
     cifake report RUNS_DIR                               comparison page of many runs
     cifake compare RESULT_A RESULT_B                     paired test of two detectors on the same images
     cifake export --ckpt CKPT --format onnx|torchscript  the detector (calibrated) as one file
-    cifake loso --config C --root R --sources S1 S2 ...  leave one fake source out, for each source"""
+Research experiments are sweep files (configs/experiments/): cifake sweep local FILE --test CONFIG,
+then cifake report runs/<sweep> for the mean ± sd over seeds."""
 
 
 SUBCOMMAND_HELP = {

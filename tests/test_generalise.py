@@ -3,8 +3,6 @@ extra fake sources, artefact-preserving augmentations."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -206,13 +204,19 @@ def test_rot90_moves_pixels_only_and_patch_mask_zeroes_cells():
 
 
 @pytest.mark.slow
-def test_loso_trains_without_each_source_and_reports_it_unseen(cifake_root, tmp_path):
-    """`cifake loso` on a synthetic tree with two extra generators: one fit per left-out source, each
-    reporting that source as the only unseen one."""
+def test_leave_one_source_out_is_a_sweep_whose_tests_count_the_training_sources_as_seen(
+    cifake_root, tmp_path, monkeypatch
+):
+    """LOSO (configs/experiments/loso.yaml's form) on a synthetic tree with two extra generators: one
+    run per left-out source, whose test reports that source as the only unseen one, because the test
+    report counts the folders the run trained on (its config.yaml's extra_fakes) as seen."""
     import json
     import shutil
 
-    from helpers.run import QUIET, REPO, cifake
+    import yaml
+    from helpers.run import QUIET, REPO
+
+    from cifake_lightning.cli import main
 
     root = tmp_path / "data"
     shutil.copytree(cifake_root, root)
@@ -220,29 +224,26 @@ def test_loso_trains_without_each_source_and_reports_it_unseen(cifake_root, tmp_
         (root / "ood" / name).mkdir(parents=True)
         for i, src in enumerate(sorted((cifake_root / "test" / "FAKE").iterdir())[files::2][:12]):
             shutil.copy(src, root / "ood" / name / f"{i}.jpg")
+    sources = {"test/REAL": "real", "test/FAKE": "fake", "ood/gen_a": "fake", "ood/gen_b": "fake"}
     test_cfg = tmp_path / "test.yaml"
-    test_cfg.write_text(
-        "class_path: cifake_lightning.data.ImageFolderOOD\ninit_args:\n  sources:\n"
-        "    test/REAL: real\n    test/FAKE: fake\n    ood/gen_a: fake\n    ood/gen_b: fake\n"
-    )
-    r = cifake(
-        "loso", "--config", str(REPO / "configs/demo.yaml"), "--root", str(root), "--sources", "ood/gen_a", "ood/gen_b",
-        "--test-data", str(test_cfg), "--out", str(tmp_path / "loso"), "--",
-        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--data.init_args.val_size", "40",
-        "--data.init_args.cache_dir", str(tmp_path / "cache"), "--trainer.callbacks", "[]", *QUIET,
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads((tmp_path / "loso" / "loso-s0.json").read_text())
-    rows = {row["left out"]: row for row in out["rows"]}
-    assert set(rows) == {"ood/gen_a", "ood/gen_b", "mean", "worst"}
-    assert rows["ood/gen_a"]["trained with"] == "ood/gen_b"
-    for held in ("ood/gen_a", "ood/gen_b"):
-        rep = json.loads((Path(rows[held]["results"]) / "report.json").read_text())
-        assert rep["unseen"]["unseen"] == [held]
-    bad = cifake("loso", "--config", "configs/demo.yaml", "--root", str(root), "--sources", "ood/gen_a",
-                 "--test-data", str(test_cfg), cwd=tmp_path)  # fmt: skip
-    assert bad.returncode == 2 and "at least two" in bad.stderr
+    test_cfg.write_text(yaml.safe_dump({
+        "data": {"class_path": "cifake_lightning.data.ImageFolderOOD", "init_args": {"root": str(root), "sources": sources}},
+        "report": {"reference_real": "test/REAL", "reference_fake": "test/FAKE"},
+    }))  # fmt: skip
+    sweep = tmp_path / "loso.yaml"
+    spec = yaml.safe_load((REPO / "configs/experiments/loso.yaml").read_text())
+    spec["command"] = ["cifake", "fit", "--config", str(REPO / "configs/demo.yaml"), "${args}"]
+    spec["parameters"] = {"data.init_args.extra_fakes": {"values": ['["ood/gen_b"]', '["ood/gen_a"]']}}
+    sweep.write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    main(["sweep", "local", str(sweep), "--test", str(test_cfg), "--", f"--data.init_args.root={root}",
+          "--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--data.init_args.val_size=40",
+          f"--data.init_args.cache_dir={tmp_path / 'cache'}", "--trainer.callbacks=[]", *QUIET])  # fmt: skip
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("report.json")]
+    assert sorted(r["unseen"]["unseen"][0] for r in reports) == ["ood/gen_a", "ood/gen_b"]
+    assert all(len(r["unseen"]["unseen"]) == 1 for r in reports)
+    seen = sorted(tuple(sorted(r["unseen"]["seen"])) for r in reports)
+    assert seen == [("ood/gen_a", "test/FAKE"), ("ood/gen_b", "test/FAKE")]
 
 
 def test_real_mosaics_are_real_downsampled_training_content():
@@ -386,3 +387,26 @@ def test_every_generalisation_variant_resolves_over_the_base_config(capsys):
             )
         assert e.value.code in (0, None), f"{variant.name}: {capsys.readouterr().err[-500:]}"
         capsys.readouterr()
+
+
+def test_sources_a_run_trained_on_are_seen_by_default(tmp_path):
+    """evaluate.test_report.trained_sources: test folders that are the run's extra training fakes."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from cifake_lightning.evaluate.test_report import trained_sources
+
+    run = tmp_path / "runs" / "r" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    config = {"data": {"init_args": {"root": str(tmp_path / "d"), "extra_fakes": ["ood/a"]}}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    ckpt = run / "checkpoints" / "best.ckpt"
+    manifest = SimpleNamespace(
+        root=str(tmp_path / "d"), source_names=["test/REAL", "test/FAKE", "ood/a", "ood/b"]
+    )
+    assert trained_sources(ckpt, manifest, "test/FAKE") == ["test/FAKE", "ood/a"]
+    other = SimpleNamespace(root=str(tmp_path / "elsewhere"), source_names=["ood/a"])
+    assert trained_sources(ckpt, other, "test/FAKE") is None  # same name, other folder: not trained on
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"init_args": {"root": "x"}}}))
+    assert trained_sources(ckpt, manifest, "test/FAKE") is None

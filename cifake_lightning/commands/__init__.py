@@ -39,12 +39,6 @@ def _compare(argv):
     main(argv)
 
 
-def _loso(argv):
-    from .loso_cmd import main
-
-    main(argv)
-
-
 def _export(argv):
     from .export_cmd import main
 
@@ -58,6 +52,5 @@ PROJECT_COMMANDS = {
     "sweep": _sweep,
     "report": _report,
     "compare": _compare,
-    "loso": _loso,
     "export": _export,
 }

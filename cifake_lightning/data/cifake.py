@@ -37,7 +37,7 @@ class CIFAKEDataModule(CachedImageDataModule):
             resampling traces), e.g. `[{kind: resample}, {kind: denoise}]`; off by default.
         extra_fakes: more folders of fakes (relative to `root` or absolute) for the training split
             only, each its own source: training with several generators (Community Forensics), and
-            what `cifake loso` uses to leave one source out.
+            what configs/experiments/loso.yaml uses to leave one source out.
         real_mosaics: add this many (as a share of the training reals) extra real images made of 2x2
             mosaics of training reals reduced by 2 (data/aligned.add_real_mosaics); 0 = off.
         train_size: train on a stratified, seeded subset of this many images (an int) or this share

@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+import yaml
+
 from ..errors import ConfigError
 from ..utils import write_json
 from .collect import TableCollector
@@ -33,7 +35,8 @@ class TestReport(TableCollector):
         reference_real, reference_fake: rank one-class sources against this source of the other class
             only (e.g. the in-distribution test folders) instead of all images of that class.
         seen: fake sources made by a generator of a kind that made training fakes (default: the
-            reference_fake). Every other fake source is unseen and enters the generalisation summary
+            reference_fake, plus the test sources that are folders the checkpoint's run trained on with
+            `data.extra_fakes`, read from its config.yaml). Every other fake source is unseen and enters the generalisation summary
             (mean and worst AUROC/AP, TPR at 1%/5% FPR against the OOD reals).
         ood_real: real sources the model has never seen the like of (default: every real source but
             the reference_real), e.g. ood/real_photos.
@@ -102,7 +105,9 @@ class TestReport(TableCollector):
             reference_real=self.reference_real,
             reference_fake=self.reference_fake,
             loggers=trainer.loggers,
-            seen=self.seen,
+            seen=self.seen
+            if self.seen is not None
+            else trained_sources(trainer.ckpt_path, table.manifest, self.reference_fake),
             ood_real=self.ood_real,
         )
         self.last_dir = out
@@ -138,3 +143,25 @@ class TestReport(TableCollector):
             )
         self.write(trainer, robustness=tables)
         return tables
+
+
+def trained_sources(ckpt_path, manifest, reference_fake: str | None) -> list[str] | None:
+    """The default `seen`: the reference fake and every test source that is a folder the checkpoint's
+    run trained on as extra fakes (its config.yaml beside checkpoints/), e.g. the other sources of a
+    leave-one-source-out sweep; None (the report's own default) when the run trained on none of them."""
+    config = Path(ckpt_path).parents[1] / "config.yaml" if ckpt_path else None
+    if config is None or not config.is_file():
+        return None
+    try:
+        data = ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("init_args") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    root = Path(str(data.get("root") or "."))
+    trained = {
+        (Path(e) if Path(e).is_absolute() else root / e).resolve() for e in data.get("extra_fakes") or []
+    }
+    test_root = Path(str(manifest.root))
+    matched = [s for s in manifest.source_names if (test_root / s).resolve() in trained]
+    if not matched:
+        return None
+    return [reference_fake, *matched] if reference_fake else matched
