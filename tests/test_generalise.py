@@ -350,40 +350,38 @@ def test_real_compact_pulls_real_features_together_and_leaves_the_logit_path_alo
         final_linear(torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3)))
 
 
-def test_every_generalisation_variant_is_in_a_sweep_and_exists():
-    """The research experiment is sweep files over partial variant configs (issue 25: one runner)."""
+def test_every_experiment_variant_is_in_a_sweep_and_exists():
+    """Research experiments are sweep files over partial variant configs (issue 25: one runner)."""
     import yaml
     from helpers.run import REPO
 
-    named = []
-    for sweep in ("generalisation.yaml", "generalisation_ae.yaml"):
-        spec = yaml.safe_load((REPO / "configs" / "experiments" / sweep).read_text())
-        named += spec["parameters"]["config"]["values"]
-    assert all((REPO / v).is_file() for v in named)
-    files = sorted(
-        p.relative_to(REPO).as_posix() for p in (REPO / "configs/experiments/generalisation").glob("*.yaml")
-    )
-    assert sorted(named) == files
+    experiments = REPO / "configs" / "experiments"
+    for sweeps, folder in (
+        (("generalisation.yaml", "generalisation_ae.yaml"), "generalisation"),
+        (("framework_differences.yaml",), "framework_differences"),
+    ):
+        named = []
+        for sweep in sweeps:
+            named += yaml.safe_load((experiments / sweep).read_text())["parameters"]["config"]["values"]
+        assert all((REPO / v).is_file() for v in named)
+        files = sorted(p.relative_to(REPO).as_posix() for p in (experiments / folder).glob("*.yaml"))
+        assert sorted(named) == files
 
 
 @pytest.mark.slow
-def test_every_generalisation_variant_resolves_over_the_base_config(capsys):
-    """Each partial config merges over configs/baseline_fast.yaml into a valid fit config."""
+def test_every_experiment_variant_resolves_over_its_base_config(capsys):
+    """Each partial config merges over its experiment's base config into a valid fit config."""
     from helpers.run import REPO
 
     from cifake_lightning.cli import main
 
-    for variant in sorted((REPO / "configs/experiments/generalisation").glob("*.yaml")):
+    experiments = REPO / "configs" / "experiments"
+    variants = [("baseline_fast.yaml", v) for v in sorted((experiments / "generalisation").glob("*.yaml"))]
+    variants += [("baseline.yaml", v) for v in sorted((experiments / "framework_differences").glob("*.yaml"))]
+    for base, variant in variants:
         with pytest.raises(SystemExit) as e:
             main(
-                [
-                    "fit",
-                    "--config",
-                    str(REPO / "configs/baseline_fast.yaml"),
-                    "--config",
-                    str(variant),
-                    "--print_config",
-                ]
+                ["fit", "--config", str(REPO / "configs" / base), "--config", str(variant), "--print_config"]
             )
         assert e.value.code in (0, None), f"{variant.name}: {capsys.readouterr().err[-500:]}"
         capsys.readouterr()
