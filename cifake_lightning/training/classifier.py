@@ -189,24 +189,29 @@ class ImageClassifier(LightningModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
         return loss
 
-    def _eval_step(self, batch, split: str):
+    def _eval_loss(self, batch) -> tuple[torch.Tensor | None, int, torch.Tensor, torch.Tensor]:
+        """(loss or None, images the loss is over, logits, labels) of an evaluation batch."""
         loss, logits, y = self._loss(batch)
+        return loss, y.shape[0], logits, y
+
+    def _eval_step(self, batch, split: str):
+        loss, n_loss, logits, y = self._eval_loss(batch)
         probs = torch.sigmoid(logits)
         metrics = self.val_metrics if split == "val" else self.test_metrics
         confusion = self.val_confusion if split == "val" else self.test_confusion
         metrics.update(probs, y.long())
         confusion.update(probs, y.long())
-        n = y.shape[0]
-        self.log(
-            f"{split}/loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=split == "val",
-            batch_size=n,
-            sync_dist=True,
-        )
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=n)
+        if loss is not None and n_loss:
+            self.log(
+                f"{split}/loss",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=split == "val",
+                batch_size=n_loss,
+                sync_dist=True,
+            )
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=y.shape[0])
         return logits
 
     def validation_step(self, batch, batch_idx):

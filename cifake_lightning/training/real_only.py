@@ -97,21 +97,10 @@ class RealOnlyDetector(ImageClassifier):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=max(n, 1))
         return loss
 
-    def _eval_step(self, batch, split: str):
+    def _eval_loss(self, batch):
+        """The reals' loss (val/loss: how well the reals are modelled) beside every image's score."""
         loss, n = self._real_loss(batch)
-        logits = self(batch["image"]).float()
-        y = batch["label"].long()
-        probs = torch.sigmoid(logits)
-        metrics = self.val_metrics if split == "val" else self.test_metrics
-        confusion = self.val_confusion if split == "val" else self.test_confusion
-        metrics.update(probs, y)
-        confusion.update(probs, y)
-        if n and loss is not None:
-            self.log(
-                f"{split}/loss", loss, on_epoch=True, prog_bar=split == "val", batch_size=n, sync_dist=True
-            )
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=y.shape[0])
-        return logits
+        return loss, n, self(batch["image"]).float(), batch["label"].long()
 
     def on_validation_epoch_start(self) -> None:
         super().on_validation_epoch_start()
