@@ -255,6 +255,8 @@ def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_sd(tmp_path):
     assert "| sw-lr=0.001 | 2 | 0,1 | 0.750 ± 0.071 |" in table
     assert "| sw-lr=0.01 | 1 | 0 | 0.600 |" in table
     assert table.count("| demo (") == 2  # told apart by their configs
+    chosen = write_dashboard(runs, tmp_path / "r2", repeat_columns=["val_*oss", "val_acc"])["repeats"]
+    assert chosen.read_text().splitlines()[0] == "| variant | n | seeds | val_loss | val_acc |"  # in the order asked
     assert 'id="repeats"' in (tmp_path / "report" / "index.html").read_text()
 
 

@@ -2,6 +2,7 @@
 
     cifake report                                   # runs/ and results/ of this folder -> results/report/
     cifake report runs/sweep-a runs/sweep-b --out results/compare
+    cifake report runs/pubgen_content --columns 'pubgen-dev/*: unseen mean AUROC'   # repeats.md: just those
     cifake report --wandb-project cifake-lightning  # read runs through the W&B API (online)
     cifake report --wandb-report --wandb-project P  # also create the same views as a W&B Report (online)
 
@@ -27,6 +28,11 @@ def main(argv: list[str]) -> None:
     )  # fmt: skip
     ap.add_argument("--out", default="results/report")
     ap.add_argument("--title", default="cifake-lightning runs")
+    ap.add_argument(
+        "--columns", nargs="+", default=None, metavar="PATTERN",
+        help="repeats.md's columns, in this order (fnmatch patterns of the column names, e.g. "
+        "'pubgen-dev/*: unseen mean AUROC' 'genset-v2: FPR@thr ood/real_photos'); default: validation and OOD",
+    )  # fmt: skip
     ap.add_argument("--wandb-project", default=None, help="read runs from this W&B project instead (online)")
     ap.add_argument("--wandb-entity", default=None)
     ap.add_argument("--wandb-report", action="store_true", help="also save a W&B Report with the same views")
@@ -53,7 +59,7 @@ def main(argv: list[str]) -> None:
         raise CifakeError(
             f"no finished runs found under {source} (a run folder has metrics.csv, config.yaml and checkpoints/)"
         )
-    paths = write_dashboard(runs, args.out, args.title, source)
+    paths = write_dashboard(runs, args.out, args.title, source, repeat_columns=args.columns)
     print(f"{len(runs)} runs -> {paths['html']}")
     if args.wandb_report:
         if not args.wandb_project:

@@ -10,6 +10,7 @@ accuracies Bird & Lotfi published; accuracy against parameter count.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import io
 import json
@@ -262,9 +263,15 @@ def _links(r: RunRecord, out: Path) -> str:
 
 
 def write_dashboard(
-    runs: list[RunRecord], out: str | Path, title: str = "cifake-lightning runs", source: str = ""
+    runs: list[RunRecord],
+    out: str | Path,
+    title: str = "cifake-lightning runs",
+    source: str = "",
+    repeat_columns: list[str] | None = None,
 ) -> dict[str, Path]:
-    """Write index.html (one page, no network needed) + PNGs + runs.json/csv into `out`."""
+    """Write index.html (one page, no network needed) + PNGs + runs.json/csv into `out`; repeats.md
+    (mean ± sd over seeds) with the columns matching `repeat_columns` (fnmatch patterns; default: the
+    validation accuracy/AUROC and every OOD column)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -290,6 +297,9 @@ def write_dashboard(
         summary_cols = [
             c for c in ("val_acc", "val_auroc", *ood_cols) if any(r.get(c) is not None for r in rows)
         ]
+        if repeat_columns:
+            every = list(dict.fromkeys(k for r in rows for k in r))
+            summary_cols = [c for p in repeat_columns for c in every if fnmatch.fnmatchcase(c, p)]
         rhead, rbody = repeats_table(runs, summary_cols)
         paths["repeats"] = write_atomic(out / "repeats.md", repeats_markdown(rhead, rbody))
         repeat_html = (
