@@ -26,6 +26,10 @@ PAPER_EXTRACTORS = {
 }
 
 
+#: most labels in the accuracy-vs-parameters scatter
+MAX_LABELS = 12
+
+
 def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -174,10 +178,29 @@ def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
     groups: dict[tuple[int, str], list[float]] = {}
     for p, a, label in pts:
         groups.setdefault((p, label), []).append(100 * a)
-    for (p, label), accs in groups.items():  # one label per model, not one per repeat on top of each other
-        text = label if len(accs) == 1 else f"{label} ({len(accs)} runs)"
-        ax.annotate(text, (p, max(accs)), xytext=(5, 4), textcoords="offset points", fontsize=7)
+    # one label per model (not one per repeat); with many models only the most accurate are labelled,
+    # since labels of models with equal accuracy would print on top of each other
+    ranked = sorted(groups.items(), key=lambda kv: -max(kv[1]))
+    shown = ranked if len(ranked) <= MAX_LABELS else ranked[:MAX_LABELS]
     ax.set_xscale("log")
+    ax.autoscale_view()
+    placed: list[
+        tuple[float, float, float]
+    ] = []  # labels' (x, y, width) in pixels: an overlapping one moves up
+    for (p, label), accs in shown:
+        text = label if len(accs) == 1 else f"{label} ({len(accs)} runs)"
+        x, y = ax.transData.transform((p, max(accs)))
+        dy = 4
+        width = 6.2 * len(text) + 8  # about 6 px per character at font size 7, plus the offset
+        while any(px - width < x < px + pw and abs(y + dy - py) < 10 for px, py, pw in placed):
+            dy += 10
+        placed.append((x, y + dy, width))
+        ax.annotate(text, (p, max(accs)), xytext=(5, dy), textcoords="offset points", fontsize=7,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if dy > 4 else None)  # fmt: skip
+    if len(shown) < len(ranked):
+        ax.set_title(
+            f"the {MAX_LABELS} most accurate of {len(ranked)} models labelled (all in runs.csv)", fontsize=9
+        )
     ax.set_xlabel("parameters")
     ax.set_ylabel("best-epoch validation accuracy (%)")
     ax.grid(alpha=0.3)
