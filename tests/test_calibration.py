@@ -130,6 +130,7 @@ def test_unseen_summary_mean_worst_and_ood_real_fpr():
     )
 
 
+@pytest.mark.slow  # ~20 s: the default suite stays under 5 minutes on 2 cores
 def test_fit_stores_validation_scores_and_test_uses_them(cifake_root, demo_ckpt, tmp_path):
     """The checkpoint carries its validation logits; `cifake test` reports both thresholds, the
     calibration (val and test NLL/ECE), and honours a different rule given at test time."""

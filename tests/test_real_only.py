@@ -37,6 +37,7 @@ def test_mixture_probabilities_sum_to_one_and_the_entropy_matches_its_definition
     assert torch.allclose(expected_logp(params, 3, quadrature=64), exact, atol=0.15)
 
 
+@pytest.mark.slow  # ~20 s: the default suite stays under 5 minutes on 2 cores
 def test_a_coder_of_reals_scores_its_own_distribution_lower_than_noised_or_smoothed_images():
     torch.manual_seed(0)
     model = CodingCostDetector(width=16, depth=1)

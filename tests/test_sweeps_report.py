@@ -59,6 +59,7 @@ def test_bayes_sweep_proposals_parse(monkeypatch):
         assert cli.datamodule.batch_size == params["data.init_args.batch_size"]
 
 
+@pytest.mark.slow  # ~20 s: the default suite stays under 5 minutes on 2 cores
 def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch, capsys):
     """Run from a folder other than the project's: `--config configs/demo.yaml` in the sweep file is
     found above the sweep file (issue 27), and the sweep's runs live under runs/<sweep>/."""
@@ -256,7 +257,9 @@ def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_sd(tmp_path):
     assert "| sw-lr=0.01 | 1 | 0 | 0.600 |" in table
     assert table.count("| demo (") == 2  # told apart by their configs
     chosen = write_dashboard(runs, tmp_path / "r2", repeat_columns=["val_*oss", "val_acc"])["repeats"]
-    assert chosen.read_text().splitlines()[0] == "| variant | n | seeds | val_loss | val_acc |"  # in the order asked
+    assert (
+        chosen.read_text().splitlines()[0] == "| variant | n | seeds | val_loss | val_acc |"
+    )  # in the order asked
     assert 'id="repeats"' in (tmp_path / "report" / "index.html").read_text()
 
 
