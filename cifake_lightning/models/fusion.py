@@ -102,8 +102,8 @@ def _logistic(z: torch.Tensor, y: torch.Tensor, steps: int = 200) -> tuple[torch
     y = y.float()
     pos = y.mean()
     sample_weight = torch.where(y == 1, 0.5 / pos, 0.5 / (1 - pos))
-    w = torch.zeros(z.shape[1], requires_grad=True)
-    b = torch.zeros((), requires_grad=True)
+    w = torch.zeros(z.shape[1], device=z.device, requires_grad=True)
+    b = torch.zeros((), device=z.device, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():

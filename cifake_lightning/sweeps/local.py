@@ -32,6 +32,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..errors import ConfigError
+from ..resolve import newest_checkpoint
 from ..utils import write_json
 from .spec import command_for, describe, grid_runs, load_sweep, propose
 
@@ -94,17 +96,6 @@ def run_slug(params: dict) -> str:
         digest = hashlib.blake2b(json.dumps(params, sort_keys=True, default=str).encode(), digest_size=3)
         slug = f"{slug[:72]}-{digest.hexdigest()}"
     return slug
-
-
-def best_checkpoint(run_dir: Path) -> Path | None:
-    """The best checkpoint of a run's newest version folder (last.ckpt when no best-* was kept)."""
-    versions = sorted(run_dir.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    if not versions:
-        return None
-    found = sorted((versions[-1] / "checkpoints").glob("best-*.ckpt")) or sorted(
-        (versions[-1] / "checkpoints").glob("last.ckpt")
-    )
-    return found[-1] if found else None
 
 
 def final_metric(save_dir: Path, name: str, metric: str | None) -> float | None:
@@ -184,8 +175,6 @@ class LocalSweep:
         self.tests = [_find(t, self.path, Path.cwd()) for t in tests or []]
         for t in self.tests:
             if not Path(t).is_file():
-                from ..errors import ConfigError
-
                 raise ConfigError("--test", f"{t} not found (from here, beside the sweep file or above it)")
         self.sweep_dir = self.save_dir / self.name
         self.manifest_path = self.sweep_dir / "manifest.json"
@@ -200,8 +189,6 @@ class LocalSweep:
     def _load_manifest(self) -> None:
         if not (self.resume and self.manifest_path.is_file()):
             return
-        from ..errors import ConfigError
-
         try:
             manifest = json.loads(self.manifest_path.read_text())
             records = manifest["runs"]
@@ -265,7 +252,12 @@ class LocalSweep:
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
                 preexec_fn=_die_with_parent,
             ).returncode  # fmt: skip
-            ckpt = best_checkpoint(self.sweep_dir / run_name) if rc == 0 else None
+            run_dir = self.sweep_dir / run_name
+            ckpt = (
+                (newest_checkpoint(run_dir, "best-*.ckpt") or newest_checkpoint(run_dir, "last.ckpt"))
+                if rc == 0
+                else None
+            )
             for test in self.tests if ckpt else []:
                 test_cmd = [sys.executable, "-m", "cifake_lightning", "test", "--ckpt", str(ckpt), "--config",
                             test, "--trainer.enable_progress_bar=false", "--data.progress=false"]  # fmt: skip

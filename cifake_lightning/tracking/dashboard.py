@@ -223,11 +223,13 @@ def _mean_sd(values: list, column: str) -> str:
     return text
 
 
-def repeats_table(runs: list[RunRecord], columns: list[str]) -> tuple[list[str], list[list[str]]]:
+def repeats_table(
+    groups: list[tuple[str, list[RunRecord]]], columns: list[str]
+) -> tuple[list[str], list[list[str]]]:
     """One row per variant (runs that differ only in seed): n, seeds, mean ± sd of every column."""
     head = ["variant", "n", "seeds", *columns]
     body = []
-    for label, members in repeat_groups(runs):
+    for label, members in groups:
         rows = [m.row() for m in members]
         seeds = sorted({str(r.get("hp.seed")) for r in rows if r.get("hp.seed") is not None})
         body.append(
@@ -293,14 +295,15 @@ def write_dashboard(
     paths["csv"] = write_atomic(out / "runs.csv", buf.getvalue())
     # runs that differ only in seed: mean ± sd per variant (the form every README comparison takes)
     repeat_html = ""
-    if any(len(members) > 1 for _, members in repeat_groups(runs)):
+    groups = repeat_groups(runs)
+    if any(len(members) > 1 for _, members in groups):
         summary_cols = [
             c for c in ("val_acc", "val_auroc", *ood_cols) if any(r.get(c) is not None for r in rows)
         ]
         if repeat_columns:
             every = list(dict.fromkeys(k for r in rows for k in r))
             summary_cols = [c for p in repeat_columns for c in every if fnmatch.fnmatchcase(c, p)]
-        rhead, rbody = repeats_table(runs, summary_cols)
+        rhead, rbody = repeats_table(groups, summary_cols)
         paths["repeats"] = write_atomic(out / "repeats.md", repeats_markdown(rhead, rbody))
         repeat_html = (
             "<h2>Repeats: mean ± sd over seeds</h2><p>Runs whose names differ only in their seed, one row per "

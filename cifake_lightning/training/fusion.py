@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ..errors import ConfigError
@@ -41,14 +40,11 @@ class FusionDetector(ImageClassifier):
         self,
         backbone: nn.Module,
         normalize: str = "none",
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        scheduler: LRSchedulerCallable | None = None,
         channels_last: bool = False,
-        compile: bool | str = False,
-        collect_predictions: bool = True,
         preprocess: nn.Module | None = None,
         calibration: str = "none",
         threshold: str | float = "fpr:0.05",
+        **kwargs,
     ) -> None:
         if not isinstance(backbone, ScoreFusion):
             raise ConfigError(
@@ -62,15 +58,11 @@ class FusionDetector(ImageClassifier):
             )
         super().__init__(
             backbone,
-            normalize,
-            optimizer,
-            scheduler,
-            channels_last,
-            compile,
-            collect_predictions,
-            preprocess,
-            calibration,
-            threshold,
+            normalize=normalize,
+            channels_last=channels_last,
+            calibration=calibration,
+            threshold=threshold,
+            **kwargs,
         )
         self._member_parts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -86,7 +78,7 @@ class FusionDetector(ImageClassifier):
     def validation_step(self, batch, batch_idx):
         logits = self.backbone.member_logits(batch["image"])
         if not self.trainer.sanity_checking:
-            self._member_parts.append((logits.detach().float().cpu(), batch["label"].detach().long().cpu()))
+            self._member_parts.append((logits.detach().float(), batch["label"].detach().long()))  # on device
         return logits
 
     def on_validation_epoch_start(self) -> None:
@@ -99,7 +91,7 @@ class FusionDetector(ImageClassifier):
             return
         if self.trainer.world_size > 1:
             raise ConfigError("trainer.devices", "fusion is fitted on one device (it trains nothing)")
-        members = torch.cat([p[0] for p in self._member_parts])
+        members = torch.cat([p[0] for p in self._member_parts])  # on the module's device, as its buffers
         label = torch.cat([p[1] for p in self._member_parts])
         self._member_parts = []
         self.backbone.fit(members, label)
@@ -111,7 +103,7 @@ class FusionDetector(ImageClassifier):
         self.log_dict(self.val_metrics.compute())
         self.val_metrics.reset()
         self._store_confusion("val")
-        self.val_scores = {"logit": fused, "label": label}
+        self.val_scores = {"logit": fused.cpu(), "label": label.cpu()}  # one device-to-host copy per epoch
         self._calibration = None
 
 

@@ -21,7 +21,6 @@ fake): `models.coding.CodingCostDetector` (coding cost), `models.content.Content
 from __future__ import annotations
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ..errors import ConfigError
@@ -37,34 +36,26 @@ class RealOnlyDetector(ImageClassifier):
         reference_size: train reals the reference is fitted on before each validation.
         calibration, threshold: as ImageClassifier; the defaults (none, fpr:0.05) keep the score as the
             logit and choose the threshold on validation reals alone.
-        Other arguments as ImageClassifier.
+        Other arguments (optimizer, scheduler, compile, ...) as ImageClassifier.
     """
 
     def __init__(
         self,
         backbone: nn.Module,
         normalize: str = "none",
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        scheduler: LRSchedulerCallable | None = None,
         channels_last: bool = False,
-        compile: bool | str = False,
-        collect_predictions: bool = True,
-        preprocess: nn.Module | None = None,
         calibration: str = "none",
         threshold: str | float = "fpr:0.05",
         reference_size: int = 2048,
+        **kwargs,
     ) -> None:
         super().__init__(
             backbone,
-            normalize,
-            optimizer,
-            scheduler,
-            channels_last,
-            compile,
-            collect_predictions,
-            preprocess,
-            calibration,
-            threshold,
+            normalize=normalize,
+            channels_last=channels_last,
+            calibration=calibration,
+            threshold=threshold,
+            **kwargs,
         )
         for method in ("loss", "selected_features", "fit_reference"):
             if not callable(getattr(backbone, method, None)):
