@@ -12,7 +12,8 @@ import torch
 from helpers.run import QUIET, cifake
 
 from cifake_lightning.errors import ConfigError
-from cifake_lightning.evaluate.ood import unseen_summary
+from cifake_lightning.evaluate.metrics import unseen_summary
+from cifake_lightning.evaluate.table import PredictionTable
 from cifake_lightning.models import calibration as C
 
 
@@ -104,10 +105,8 @@ def test_unseen_summary_mean_worst_and_ood_real_fpr():
     label = torch.tensor([0] * 2 * n + [1] * 3 * n)
     source = torch.arange(5).repeat_interleave(n)
     names = ["test/REAL", "ood/real_photos", "test/FAKE", "ood/easy", "ood/hard"]
-    decision = (logit >= 0.0).long()
-    s = unseen_summary(
-        torch.sigmoid(logit), label, source, names, decision, seen=["test/FAKE"], reference_real="test/REAL"
-    )
+    t = PredictionTable.of(logit, label, source, names)  # no calibration: the decision is logit >= 0
+    s = unseen_summary(t, seen=["test/FAKE"], reference_real="test/REAL")
     assert s["unseen"] == ["ood/easy", "ood/hard"] and s["seen"] == ["test/FAKE"]
     assert s["ood_real"] == ["ood/real_photos"]
     rows = {r["source"]: r for r in s["rows"]}

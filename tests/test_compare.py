@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from cifake_lightning.evaluate.compare import compare_results, compare_scores, mcnemar_exact
+from cifake_lightning.evaluate.compare import compare_results, compare_tables, mcnemar_exact
+from cifake_lightning.evaluate.table import PredictionTable
 
 
 def _scores(n=2000, seed=0):
@@ -28,7 +29,7 @@ def test_mcnemar_exact_matches_the_binomial():
 def test_planted_difference_is_found():
     label, good, noise = _scores()
     worse = torch.sigmoid(1.0 * (2 * label - 1) + noise(1.5))  # a weaker detector on the same images
-    r = compare_scores(label, good, worse, n_boot=300)
+    r = compare_tables(*(PredictionTable.of(torch.logit(p), label) for p in (good, worse)), n_boot=300)
     assert r["accuracy_a"] > r["accuracy_b"] and r["mcnemar_p"] < 1e-6
     lo, hi = r["auroc_diff_ci95"]
     assert 0 < lo <= r["auroc_diff"] <= hi
@@ -36,8 +37,8 @@ def test_planted_difference_is_found():
 
 def test_no_difference_is_not_reported_as_one():
     label, good, noise = _scores(seed=1)
-    twin = (good + noise(1e-4)).clamp(0, 1)  # the same detector, up to rounding
-    r = compare_scores(label, good, twin, n_boot=300)
+    twin = (good + noise(1e-4)).clamp(1e-6, 1 - 1e-6)  # the same detector, up to rounding
+    r = compare_tables(*(PredictionTable.of(torch.logit(p), label) for p in (good, twin)), n_boot=300)
     assert r["mcnemar_p"] > 0.05
     lo, hi = r["auroc_diff_ci95"]
     assert lo <= 0 <= hi
@@ -84,12 +85,16 @@ def test_compare_command_on_result_folders(tmp_path, capsys):
 
 
 def test_report_rows_carry_real_and_fake_accuracy_and_nll():
-    from cifake_lightning.evaluate.ood import source_table
+    from cifake_lightning.evaluate.metrics import source_table
+    from cifake_lightning.evaluate.table import PredictionTable
 
     label = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
     prob = torch.tensor([0.1, 0.2, 0.7, 0.3, 0.9, 0.8, 0.6, 0.4])  # 3/4 real right, 3/4 fake right
     source = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
-    rows = {r["source"]: r for r in source_table(prob, label, source, ["REAL", "FAKE"])}
+    rows = {
+        r["source"]: r
+        for r in source_table(PredictionTable.of(torch.logit(prob), label, source, ("REAL", "FAKE")))
+    }
     assert rows["all"]["real_acc"] == 0.75 and rows["all"]["fake_acc"] == 0.75
     assert rows["REAL"]["real_acc"] == 0.75 and rows["REAL"]["fake_acc"] != rows["REAL"]["fake_acc"]  # nan
     expected = -torch.log(torch.where(label == 1, prob, 1 - prob)).mean()
@@ -98,7 +103,7 @@ def test_report_rows_carry_real_and_fake_accuracy_and_nll():
 
 def test_real_false_positives_per_content_class(tmp_path):
     from cifake_lightning.data.split import SplitManifest
-    from cifake_lightning.evaluate.ood import real_bias_by_class
+    from cifake_lightning.evaluate.metrics import real_bias_by_class
     from cifake_lightning.evaluate.ood_report import write_source_report
     from cifake_lightning.evaluate.table import PredictionTable
 
@@ -106,12 +111,12 @@ def test_real_false_positives_per_content_class(tmp_path):
     label = (torch.arange(40) >= 30).long()  # 30 reals (3 per class), 10 fakes
     prob = torch.where(label == 1, 0.9, 0.1)
     prob[(cc == 3) & (label == 0)] = 0.8  # every real cat is called fake: a planted class bias
-    rows = {r["class"]: r for r in real_bias_by_class(prob, label, cc)}
-    assert rows["cat"]["fpr"] == 1.0 and rows["dog"]["fpr"] == 0.0 and rows["cat"]["n_real"] == 3
     m = SplitManifest(
         "test", "X", "/", tuple(f"{i}.jpg" for i in range(40)), label, label, cc, ("REAL", "FAKE"), "0" * 32
     )
     t = PredictionTable(torch.arange(40), torch.logit(prob), m)
+    rows = {r["class"]: r for r in real_bias_by_class(t)}
+    assert rows["cat"]["fpr"] == 1.0 and rows["dog"]["fpr"] == 0.0 and rows["cat"]["n_real"] == 3
     images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
     rep = write_source_report(tmp_path, t, images=images)
     assert [r["class"] for r in rep["real_bias_by_class"] if r["fpr"] > 0] == ["cat"]

@@ -18,7 +18,6 @@ This path needs no data module or Lightning trainer (so one image is scored in s
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import hashlib
 import io
@@ -144,104 +143,82 @@ def main(argv: list[str]) -> None:
     import numpy as np
     import torch
 
+    from ..evaluate.table import PredictionTable, checkpoint_key
     from ..models.detector import Detector
+    from ..utils import write_atomic
 
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     model = Detector.from_checkpoint(ckpt, map_location=device)
     size = 32  # every data module feeds the models 32x32 images (CachedImageDataModule.image_size)
-    cal = model.calibration
-    rows: list[dict] = []
-    pending: list[tuple[int, object]] = []
+    extra = {k: [""] * len(inputs) for k in ("input", "width", "height", "warning", "error")}
+    scored, logits, pending = [], [], []
 
     def flush() -> None:
-        if not pending:
-            return
-        x = torch.from_numpy(np.stack([a for _, a in pending])).permute(0, 3, 1, 2)
-        with torch.no_grad():
-            logit = model(x.to(device).float().div(255)).float().cpu()
-        prob = cal.prob(logit)
-        for (i, _), z, p in zip(pending, logit.tolist(), prob.tolist()):
-            thr = cal.threshold if args.threshold is None else args.threshold
-            fake = z >= cal.threshold_logit if args.threshold is None else p >= args.threshold
-            rows[i].update(
-                logit=float(f"{z:.6g}"),
-                p_fake=float(f"{p:.6g}"),
-                predicted="fake" if fake else "real",
-                threshold=thr,
-            )
-        pending.clear()
+        if pending:
+            x = torch.from_numpy(np.stack(pending)).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                logits.append(model(x.to(device).float().div(255)).float().cpu())
+            pending.clear()
 
-    for given, path, reason in inputs:
-        row = {"input": given, "file": str(path) if path else "", "width": "", "height": "", "logit": "",
-               "p_fake": "", "predicted": "", "threshold": "", "warning": "", "error": reason}  # fmt: skip
-        rows.append(row)
+    for row, (given, path, reason) in enumerate(inputs):
+        extra["input"][row], extra["error"][row] = given, reason
         if path is None:
             continue
-        arr, wh, err, warn = _decode(path, size, args.resize)
-        row["error"], row["warning"] = err, warn
+        arr, wh, extra["error"][row], extra["warning"][row] = _decode(path, size, args.resize)
         if wh:
-            row["width"], row["height"] = wh
+            extra["width"][row], extra["height"][row] = wh
         if arr is not None:
-            pending.append((len(rows) - 1, arr))
+            scored.append(row)
+            pending.append(arr)
             if len(pending) >= args.batch_size:
                 flush()
     flush()
-
-    n_ok = sum(1 for r in rows if r["predicted"])
-    n_fake = sum(1 for r in rows if r["predicted"] == "fake")
+    names = list(dict.fromkeys(g for g, _, _ in inputs))
+    table = PredictionTable.of(
+        torch.cat(logits) if logits else torch.zeros(0),
+        torch.full((len(inputs),), -1),
+        torch.tensor([names.index(g) for g, _, _ in inputs]),
+        tuple(names),
+        files=tuple(str(f) if f else "" for _, f, _ in inputs),
+        calibration=model.calibration,
+        index=torch.tensor(scored, dtype=torch.long),
+        data="files",
+        root=str(Path.cwd()),
+    )
     thr_desc = (
         f"{args.threshold:g} (--threshold)"
         if args.threshold is not None
-        else f"{cal.threshold:.4g} ({cal.rule} on validation)"
+        else f"{table.threshold:.4g} ({table.calibration.rule} on validation)"
     )
-    text = _render(rows, args.format, ckpt, thr_desc)
+    if args.format == "json":
+        rows = [  # numbers as JSON numbers
+            {k: float(v) if k in ("logit", "p_fake", "threshold") and v != "" else v for k, v in r.items()}
+            for r in table.rows(args.threshold, extra)
+        ]
+        text = (
+            json.dumps({"checkpoint": str(ckpt), "threshold": thr_desc, "predictions": rows}, indent=1) + "\n"
+        )
+    else:
+        text = table.to_csv(args.threshold, extra)
     if args.out == "-":
         sys.stdout.write(text)
         dest = "standard output"
     else:
-        from ..evaluate.table import checkpoint_key
-        from ..utils import write_atomic
-
         h = hashlib.blake2b(
-            "\n".join(r["file"] or r["input"] for r in rows).encode(), digest_size=5
+            "\n".join(str(f) if f else g for g, f, _ in inputs).encode(), digest_size=5
         ).hexdigest()
-        out = (
-            Path(args.out)
-            if args.out
-            else Path("results") / checkpoint_key(ckpt) / f"predict-{h}" / f"predictions.{args.format}"
+        out = Path(
+            args.out or Path("results") / checkpoint_key(ckpt) / f"predict-{h}" / f"predictions.{args.format}"
         )
         write_atomic(out, text)
         dest = str(out)
+    n_fake = int((table.decision if args.threshold is None else table.prob >= args.threshold).sum())
     print(
-        f"cifake: scored {n_ok} of {len(rows)} inputs ({n_fake} fake, {n_ok - n_fake} real at P(fake) >= {thr_desc}; "
-        f"{len(rows) - n_ok} unreadable, listed with the reason) -> {dest}",
+        f"cifake: scored {len(table)} of {len(inputs)} inputs ({n_fake} fake, {len(table) - n_fake} real at "
+        f"P(fake) >= {thr_desc}; {len(inputs) - len(table)} unreadable, listed with the reason) -> {dest}",
         file=sys.stderr,
     )
-    if n_ok == 0:
+    if len(table) == 0:
         raise SystemExit(2)
-
-
-COLUMNS = [
-    "input",
-    "file",
-    "width",
-    "height",
-    "logit",
-    "p_fake",
-    "predicted",
-    "threshold",
-    "warning",
-    "error",
-]
-
-
-def _render(rows: list[dict], fmt: str, ckpt: Path, thr: str) -> str:
-    if fmt == "json":
-        return json.dumps({"checkpoint": str(ckpt), "threshold": thr, "predictions": rows}, indent=1) + "\n"
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()

@@ -15,8 +15,10 @@ import math
 from pathlib import Path
 
 import torch
+from torchmetrics.functional.classification import binary_auroc
 
 from ..errors import ConfigError
+from .metrics import rank_score
 from .table import PredictionTable
 
 
@@ -36,58 +38,37 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def compare_scores(
-    label: torch.Tensor,
-    prob_a: torch.Tensor,
-    prob_b: torch.Tensor,
-    threshold_a: float = 0.5,
-    threshold_b: float = 0.5,
-    n_boot: int = 1000,
-    seed: int = 0,
-    score_a: torch.Tensor | None = None,
-    score_b: torch.Tensor | None = None,
-) -> dict:
-    """Paired comparison of two score vectors on the same labelled images (see module docstring).
-
-    Decisions are prob >= threshold; AUROCs rank `score_a`/`score_b` (e.g. logits) when given, which
-    keeps the order of probabilities that round to 0 or 1."""
-    from torchmetrics.functional.classification import binary_auroc
-
-    from .ood import rank_score
-
-    label = label.long().cpu()
-    prob_a, prob_b = prob_a.float().cpu(), prob_b.float().cpu()
-    rank_a = rank_score(prob_a if score_a is None else score_a.cpu())
-    rank_b = rank_score(prob_b if score_b is None else score_b.cpu())
-    if not (len(label) == len(prob_a) == len(prob_b)):
-        raise ValueError("label and both score vectors must have the same length")
-    right_a = (prob_a >= threshold_a).long() == label
-    right_b = (prob_b >= threshold_b).long() == label
-    b = int((right_a & ~right_b).sum())
-    c = int((~right_a & right_b).sum())
+def compare_tables(a: PredictionTable, b: PredictionTable, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Paired comparison of two tables of the same labelled images, row for row (see module
+    docstring): decisions at each table's own validation-chosen threshold, AUROCs of their logits."""
+    if not torch.equal(a.index, b.index) or not torch.equal(a.label, b.label):
+        raise ValueError("the two tables do not hold the same images and labels")
+    label = a.label
+    rank_a, rank_b = rank_score(a.logit), rank_score(b.logit)
+    right_a, right_b = a.decision == label, b.decision == label
+    n_ab, n_ba = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     out = {
         "n": len(label),
         "accuracy_a": float(right_a.float().mean()),
         "accuracy_b": float(right_b.float().mean()),
-        "a_right_b_wrong": b,
-        "a_wrong_b_right": c,
-        "mcnemar_p": mcnemar_exact(b, c),
+        "a_right_b_wrong": n_ab,
+        "a_wrong_b_right": n_ba,
+        "mcnemar_p": mcnemar_exact(n_ab, n_ba),
+        "auroc_a": math.nan,
+        "auroc_b": math.nan,
+        "auroc_diff": math.nan,
+        "auroc_diff_ci95": [math.nan, math.nan],
     }
     if label.min() == label.max():
-        out.update(
-            auroc_a=math.nan, auroc_b=math.nan, auroc_diff=math.nan, auroc_diff_ci95=[math.nan, math.nan]
-        )
         return out
     auc_a, auc_b = float(binary_auroc(rank_a, label)), float(binary_auroc(rank_b, label))
     g = torch.Generator().manual_seed(seed)
     diffs = []
-    n = len(label)
     for _ in range(n_boot):
-        idx = torch.randint(0, n, (n,), generator=g)
+        idx = torch.randint(0, len(label), (len(label),), generator=g)
         y = label[idx]
-        if y.min() == y.max():
-            continue
-        diffs.append(float(binary_auroc(rank_a[idx], y)) - float(binary_auroc(rank_b[idx], y)))
+        if y.min() != y.max():
+            diffs.append(float(binary_auroc(rank_a[idx], y)) - float(binary_auroc(rank_b[idx], y)))
     d = torch.tensor(diffs)
     lo, hi = (torch.quantile(d, torch.tensor([0.025, 0.975])).tolist()) if len(d) else (math.nan, math.nan)
     out.update(
@@ -129,10 +110,7 @@ def compare_results(
             )
         keep = torch.tensor([n in sources for n in ta.source_names], dtype=torch.bool)
         ta, tb = ta.select(keep), tb.select(keep)
-    out = compare_scores(
-        ta.label, ta.prob, tb.prob, threshold_a=ta.threshold, threshold_b=tb.threshold,
-        n_boot=n_boot, seed=seed, score_a=ta.logit, score_b=tb.logit,
-    )  # fmt: skip
+    out = compare_tables(ta, tb, n_boot, seed)
     out["threshold_a"], out["threshold_b"] = ta.threshold, tb.threshold
     out["sources"] = sources or "all"
     out["a"] = {"folder": str(a), "checkpoint": ta.checkpoint}

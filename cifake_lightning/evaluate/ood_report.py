@@ -14,12 +14,15 @@ from pathlib import Path
 import torch
 from markdown_it import MarkdownIt
 
-from ..models.calibration import ece as _ece
+from ..data.layout import CIFAR10_CLASSES
+from ..models.calibration import ece as calibration_ece
 from ..utils import write_atomic, write_json
-from .ood import (
+from .metrics import (
     COLUMNS,
     UNSEEN_COLUMNS,
+    cell,
     markdown,
+    nll,
     per_class_accuracy,
     real_bias_by_class,
     source_table,
@@ -86,55 +89,37 @@ def report_metrics(
     ood_real: list[str] | None = None,
 ) -> dict:
     """Every number of a test report (what report.json holds), from the table alone."""
-    names = list(table.manifest.source_names)
-    prob, label, source, cc = table.prob, table.label, table.source, table.content_class
+    names, prob, label, cal = list(table.manifest.source_names), table.prob, table.label, table.calibration
     refs = {"reference_real": reference_real, "reference_fake": reference_fake}
-    cal = table.calibration
-    thr = {"raw_prob": table.raw_prob, "decision": table.decision, "score": table.logit}
+    ece = lambda p: calibration_ece(p, label, ece_bins)  # noqa: E731
     report: dict = {
         "checkpoint": table.checkpoint,
         "data": table.manifest.describe(),
         "threshold": {"validation": cal.threshold, "rule": cal.rule, "fixed": 0.5},
         "calibration": {
             **cal.to_dict(),
-            "test_nll_raw": float(_nll(table.raw_prob, label)),
-            "test_nll": float(_nll(prob, label)),
-            "test_ece_raw": _ece(table.raw_prob, label, ece_bins),
-            "test_ece": _ece(prob, label, ece_bins),
+            "test_nll_raw": nll(table.raw_prob, label),
+            "test_nll": nll(prob, label),
+            "test_ece_raw": ece(table.raw_prob),
+            "test_ece": ece(prob),
         },
-        "sources": source_table(prob, label, source, names, ece_bins, **refs, **thr),
+        "sources": source_table(table, ece_bins, **refs),
         "references": refs,
     }
-    unseen = unseen_summary(
-        prob, label, source, names, table.decision, table.raw_prob, seen, reference_real, ood_real,
-        table.logit, table.manifest.kinds(),
-    )  # fmt: skip
+    unseen = unseen_summary(table, seen, reference_real, ood_real)
     if unseen is not None:
         report["unseen"] = unseen
-    if (cc >= 0).any():
-        report["per_class"] = per_class_accuracy(prob, label, cc)
-        report["real_bias_by_class"] = real_bias_by_class(prob, label, cc, table.raw_prob, table.decision)
+    if (table.content_class >= 0).any():
+        report["per_class"] = per_class_accuracy(table)
+        report["real_bias_by_class"] = real_bias_by_class(table)
     files = table.files
     for kind in GALLERIES:
         report[kind] = [
-            {"file": files[int(i)], "source": names[int(source[i])], "p_fake": float(prob[i])}
+            {"file": files[int(i)], "source": names[int(table.source[i])], "p_fake": float(prob[i])}
             for i in most_confident_mistakes(table, kind, gallery_size)
         ]
     if robustness:
-        report["robustness"] = {
-            name: source_table(
-                t.prob,
-                t.label,
-                t.source,
-                names,
-                ece_bins,
-                **refs,
-                raw_prob=t.raw_prob,
-                decision=t.decision,
-                score=t.logit,
-            )  # fmt: skip
-            for name, t in robustness.items()
-        }
+        report["robustness"] = {name: source_table(t, ece_bins, **refs) for name, t in robustness.items()}
         keys = ("auroc", "ap", "real_acc", "fake_acc", "real_acc@thr", "fake_acc@thr")
         report["robustness_all"] = [
             {"perturbation": "none", **{k: report["sources"][-1][k] for k in keys}},
@@ -291,15 +276,8 @@ def report_markdown(report: dict, table: PredictionTable, figures: list[str]) ->
     return "\n".join(md) + "\n"
 
 
-def _nll(prob: torch.Tensor, label: torch.Tensor) -> float:
-    p = prob.double().clamp(1e-7, 1 - 1e-7)
-    return float(torch.nn.functional.binary_cross_entropy(p, label.double()))
-
-
 def _class_gallery(path: Path, table: PredictionTable, images: torch.Tensor, per_class: int = 4) -> None:
     """One row per content class: its most confidently wrong real images (blank where fewer are wrong)."""
-    from ..data.layout import CIFAR10_CLASSES
-
     prob, label, cc = table.prob, table.label, table.content_class
     tiles, caps = [], []
     blank = torch.full_like(images[0], 255)
@@ -335,17 +313,7 @@ def _print_table(rows: list[dict], unseen: dict | None = None) -> None:
     for c in TERMINAL_COLUMNS:
         t.add_column(c, justify="left" if c in ("source", "label") else "right", overflow="fold")
     for r in rows:
-        cells = []
-        for c in TERMINAL_COLUMNS:
-            v = r.get(c, "")
-            cells.append(
-                "n/a"
-                if isinstance(v, float) and math.isnan(v)
-                else f"{v:.4f}"
-                if isinstance(v, float)
-                else str(v)
-            )
-        t.add_row(*cells)
+        t.add_row(*(cell(r.get(c, "")) for c in TERMINAL_COLUMNS))
     console = Console(stderr=False)
     console.print(t)
     if unseen and unseen.get("unseen"):

@@ -122,6 +122,34 @@ class PredictionTable:
 
     # ------------------------------------------------------------------ input
     @classmethod
+    def of(
+        cls,
+        logit: torch.Tensor,
+        label: torch.Tensor,
+        source: torch.Tensor | None = None,
+        source_names: tuple[str, ...] = ("images",),
+        content_class: torch.Tensor | None = None,
+        files: tuple[str, ...] | None = None,
+        calibration: Calibration = IDENTITY,
+        index: torch.Tensor | None = None,
+        **manifest,
+    ) -> PredictionTable:
+        """A table of scores that did not come from a data module (scored files, tests): one manifest row
+        per label, `logit` for the rows `index` names (default: all, in order); `manifest` fills the
+        SplitManifest's other fields (split, data, root, ...)."""
+        n = len(label)
+        zeros = torch.zeros(n, dtype=torch.long)
+        m = SplitManifest(
+            **{"split": "predict", "data": "", "root": "", "content_hash": "", **manifest},
+            files=tuple(files or (f"{i}" for i in range(n))),
+            labels=label.long(),
+            source=zeros if source is None else source.long(),
+            content_class=zeros - 1 if content_class is None else content_class.long(),
+            source_names=tuple(source_names),
+        )
+        return cls(torch.arange(n) if index is None else index, logit, m, calibration=calibration)
+
+    @classmethod
     def read(cls, folder: str | Path) -> PredictionTable:
         """The table a `cifake test` result folder holds (predictions.csv and report.json): the one
         reader of results (compare, benchmarks and scripts use it). The manifest is rebuilt from the
@@ -146,7 +174,7 @@ class PredictionTable:
             text = csv_path.read_text()
             if text and not text.endswith("\n"):
                 raise ValueError("it ends inside a row (cut short)")
-            rows = list(csv.DictReader(io.StringIO(text, newline="")))
+            rows = [r for r in csv.DictReader(io.StringIO(text, newline="")) if r.get("logit") != ""]
             index = [int(r["index"]) for r in rows]
             for r in rows:
                 if None in r.values() or None in r:  # a row cut short, or one with extra cells
@@ -184,32 +212,65 @@ class PredictionTable:
         return cls(torch.tensor(index), logit, manifest, report.get("checkpoint"), None, calibration)
 
     # ------------------------------------------------------------------ output
-    def to_csv(self, threshold: float | None = None) -> str:
-        """One row per image: index, file, source, content_class, label, logit, p_fake (calibrated),
-        the decision and the P(fake) threshold it used: the table's validation-chosen one, or `threshold`
-        when given (compared on the calibrated P(fake))."""
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(
-            ["index", "file", "source", "content_class", "label", "logit", "p_fake", "predicted", "threshold"]
-        )
-        names, files = self.manifest.source_names, self.manifest.files
-        label, source, cc = self.label.tolist(), self.source.tolist(), self.content_class.tolist()
-        prob = self.prob
+    def rows(self, threshold: float | None = None, extra: dict[str, list] | None = None) -> list[dict]:
+        """One dict per image (the CSV's columns): index, file, source, content_class, label, logit,
+        p_fake (calibrated), the decision and the P(fake) threshold it used: the table's validation-chosen
+        one, or `threshold` when given (compared on the calibrated P(fake)).
+
+        With `extra` ({column: one value per manifest row}), every manifest row is listed, the ones the
+        table does not score with empty score columns (`cifake predict FILES` lists unreadable files so)."""
+        m, prob = self.manifest, self.prob.tolist()
         if threshold is None:
             pred, thr = self.decision.tolist(), self.threshold
         else:
-            pred, thr = (prob >= threshold).long().tolist(), threshold
-        for i, (row, logit, p) in enumerate(zip(self.index.tolist(), self.logit.tolist(), prob.tolist())):
-            out = [row, files[row], names[source[i]], cc[i], LABEL_NAMES.get(label[i], label[i])]
-            out += [
-                f"{logit:.9g}",
-                f"{p:.6f}",
-                "fake" if pred[i] else "real",
-                f"{thr:.6g}",
-            ]  # 9 digits: float32 exactly
-            w.writerow(out)
+            pred, thr = (self.prob >= threshold).long().tolist(), threshold
+        scored = {
+            row: {
+                "logit": f"{z:.9g}",
+                "p_fake": f"{p:.6f}",
+                "predicted": "fake" if d else "real",
+                "threshold": f"{thr:.6g}",
+            }
+            for row, z, p, d in zip(self.index.tolist(), self.logit.tolist(), prob, pred)
+        }  # fmt: skip  (9 digits: float32 exactly)
+        blank = dict.fromkeys(("logit", "p_fake", "predicted", "threshold"), "")
+        out = []
+        for row in range(len(m)) if extra is not None else self.index.tolist():
+            out.append(
+                {
+                    "index": row,
+                    "file": m.files[row],
+                    "source": m.source_names[int(m.source[row])],
+                    "content_class": int(m.content_class[row]),
+                    "label": LABEL_NAMES[int(m.labels[row])],
+                    **scored.get(row, blank),
+                    **{k: v[row] for k, v in (extra or {}).items()},
+                }
+            )
+        return out
+
+    def to_csv(self, threshold: float | None = None, extra: dict[str, list] | None = None) -> str:
+        """`rows(threshold, extra)` as CSV: the format of every predictions.csv."""
+        rows = self.rows(threshold, extra)
+        columns = [*CSV_COLUMNS, *(extra or {})]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
         return buf.getvalue()
+
+
+CSV_COLUMNS = [
+    "index",
+    "file",
+    "source",
+    "content_class",
+    "label",
+    "logit",
+    "p_fake",
+    "predicted",
+    "threshold",
+]
 
 
 def checkpoint_key(ckpt: str | Path | None) -> str:
