@@ -1,56 +1,20 @@
-"""Project subcommands beside Lightning's fit/validate/test/predict (each takes its own argv)."""
+"""Project subcommands beside Lightning's fit/validate/test/predict (each takes its own argv).
+
+Each lives in its own module, imported only when it runs: `cifake models` and `cifake compare` never
+load Lightning (tests/test_usability.py measures it)."""
 
 from __future__ import annotations
 
+from importlib import import_module
 
-def _data(argv):
-    from .data_cmd import main
-
-    main(argv)
+NAMES = ("data", "models", "explain", "sweep", "report", "compare", "export")
 
 
-def _models(argv):
-    from .models_cmd import main
+def _runner(name: str):
+    def run(argv: list[str]) -> None:
+        import_module(f"{__name__}.{name}_cmd").main(argv)
 
-    main(argv)
-
-
-def _explain(argv):
-    from .explain_cmd import main
-
-    main(argv)
+    return run
 
 
-def _sweep(argv):
-    from .sweep_cmd import main
-
-    main(argv)
-
-
-def _report(argv):
-    from .report_cmd import main
-
-    main(argv)
-
-
-def _compare(argv):
-    from .compare_cmd import main
-
-    main(argv)
-
-
-def _export(argv):
-    from .export_cmd import main
-
-    main(argv)
-
-
-PROJECT_COMMANDS = {
-    "data": _data,
-    "models": _models,
-    "explain": _explain,
-    "sweep": _sweep,
-    "report": _report,
-    "compare": _compare,
-    "export": _export,
-}
+PROJECT_COMMANDS = {name: _runner(name) for name in NAMES}
