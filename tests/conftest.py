@@ -101,3 +101,23 @@ def demo_ckpt(cifake_root, tmp_path_factory) -> Path:
     finally:
         os.chdir(cwd)
     return work / "runs" / "demo" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture
+def trained_run(demo_ckpt, tmp_path, monkeypatch) -> Path:
+    """tmp_path/runs/demo/version_0/checkpoints/last.ckpt (a trained demo run), cwd = tmp_path."""
+    dst = tmp_path / "runs" / "demo" / "version_0" / "checkpoints"
+    dst.mkdir(parents=True)
+    shutil.copy(demo_ckpt, dst / "last.ckpt")
+    monkeypatch.chdir(tmp_path)
+    return dst / "last.ckpt"
+
+
+@pytest.fixture
+def finished_run(cifake_root, tmp_path, monkeypatch) -> Path:
+    """A one-epoch demo run A fitted in tmp_path (cwd): its version_0 folder."""
+    from helpers.run import fit_demo
+
+    monkeypatch.chdir(tmp_path)
+    fit_demo(cifake_root, "--trainer.max_epochs", "1", "--name", "A")
+    return tmp_path / "runs" / "A" / "version_0"

@@ -12,7 +12,7 @@ import os
 import lightning as L
 import pytest
 import torch
-from helpers.run import QUIET, REPO, cifake
+from helpers.run import DEMO, QUIET, REPO, cifake
 
 from cifake_lightning.data import CIFAKEDataModule
 from cifake_lightning.models import DualStreamDetector, LightweightCNN
@@ -21,7 +21,6 @@ from cifake_lightning.training import GridClassifier, ImageClassifier
 pytestmark = pytest.mark.gpu
 DEVICE = os.environ.get("CIFAKE_TEST_DEVICE", "cuda")
 ACCEL = "gpu" if DEVICE == "cuda" else "cpu"
-DEMO = str(REPO / "configs" / "demo.yaml")
 
 
 class _BatchDevices(L.Callback):

@@ -2,7 +2,7 @@
 
 Lightning does not store RNG states in checkpoints, so a run resumed from `last.ckpt` would draw
 different augmentations and dropout masks than the uninterrupted run. Reseeding per epoch makes
-epoch k identical whether or not the process restarted before it (tests/test_reliability.py kills a
+epoch k identical whether or not the process restarted before it (tests/callbacks/test_checkpoint.py kills a
 run with SIGKILL mid-epoch and checks the resumed run ends with identical weights).
 
 The base seed is read once, when fitting starts, and the RNGs are seeded directly: Lightning's

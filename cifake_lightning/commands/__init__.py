@@ -1,7 +1,7 @@
 """Project subcommands beside Lightning's fit/validate/test/predict (each takes its own argv).
 
 Each lives in its own module, imported only when it runs: `cifake models` and `cifake compare` never
-load Lightning (tests/test_usability.py measures it)."""
+load Lightning (tests/test_console.py measures it)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ statistics; PNG/JSON copies go to ``<log_dir>/explain/epoch_NNN/`` for runs with
 It must not change what is trained: it runs under `torch.random.fork_rng` (no RNG draws leak), in
 float32 with autocast off whatever the trainer's precision, with the model in eval mode (restored
 afterwards), and takes gradients only with respect to inputs (parameter .grad stays untouched).
-tests/test_explain.py checks that a run with the callback ends with bit-identical weights.
+tests/explain/test_explain.py checks that a run with the callback ends with bit-identical weights.
 """
 
 from __future__ import annotations

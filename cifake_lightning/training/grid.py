@@ -5,7 +5,7 @@ Every topology gets exactly the initialisation a separate `cifake fit` with the 
 optimised by one Adam over all parameters on the *sum* of the per-topology losses. Adam's update of a
 parameter depends only on that parameter's gradient, and the gradient of the summed loss with respect
 to one model's parameters is that model's own gradient, so each topology follows the same trajectory
-as when trained alone (tests/test_grid.py checks this). What is saved per topology — metrics.csv,
+as when trained alone (tests/training/test_grid.py checks this). What is saved per topology — metrics.csv,
 config.yaml, a checkpoint `cifake test` loads, a W&B run — has the same form as a separate run's.
 The data pipeline runs once per step instead of 36 times, which is where the time goes for models
 this small; on a GPU add bf16-mixed and channels-last (ImageClassifier's defaults) and torch.compile.

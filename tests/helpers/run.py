@@ -26,3 +26,39 @@ def cifake(*args, cwd, timeout=900) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
+
+
+DEMO = str(REPO / "configs" / "demo.yaml")
+
+
+def run_main(args, capsys) -> tuple[int, str]:
+    """In-process `cifake ...`: (exit status, stderr)."""
+    from cifake_lightning.cli import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def fit_demo(root, *extra) -> None:
+    """In-process `cifake fit` of configs/demo.yaml on `root`: 3 batches an epoch, 40 validation images."""
+    from cifake_lightning.cli import main
+
+    main(["fit", "--config", DEMO, "--data.root", str(root), "--data.val_size", "40",
+          "--trainer.limit_train_batches", "3", *QUIET, "--trainer.callbacks", "[]", *extra])  # fmt: skip
+
+
+def cifake_test_args(root, *extra) -> list[str]:
+    """`cifake test` of the synthetic tree; `extra` goes first, so a --config in it is overridden."""
+    return ["test", *extra, "--data.root", str(root), "--data.val_size", "0", *QUIET]
+
+
+def val_rows(path) -> list[tuple]:
+    """(epoch, val/acc, val/loss) of each validation row of a metrics.csv."""
+    import csv
+
+    with open(path) as f:
+        return [(r["epoch"], r["val/acc"], r["val/loss"]) for r in csv.DictReader(f) if r.get("val/acc")]

@@ -1,12 +1,16 @@
 """Decode-once cache: reuse, invalidation, bad files, atomic and concurrent builds."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from cifake_lightning.data import cache as cache_mod
 from cifake_lightning.data.cache import Source, load_or_build, read_manifest
@@ -102,7 +106,6 @@ def test_unwritable_cache_dir_falls_back_to_memory(cifake_root, tmp_path):
 
 
 def test_parallel_decode_matches_serial(cifake_root, tmp_path):
-    import numpy as np
 
     serial = load_or_build(
         "test", _sources(cifake_root, "test"), cifake_root, tmp_path / "a", progress=False, workers=1
@@ -145,3 +148,64 @@ def test_two_processes_building_at_once_end_with_one_valid_cache(cifake_root, tm
     caches = [p for p in cache.iterdir() if p.suffix == ".safetensors"]
     assert len(caches) == 1 and read_manifest(caches[0])["fingerprint"] == results[0]["fp"]
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------------ 2. tampered caches
+def _srcs(root):
+    from cifake_lightning.data.cache import Source
+
+    return [Source("REAL", root / "test" / "REAL", 0), Source("FAKE", root / "test" / "FAKE", 1)]
+
+
+@pytest.mark.parametrize("tamper", ["labels", "pixels", "rows"])
+def test_cache_whose_tensors_were_rewritten_is_rebuilt(cifake_root, tmp_path, tamper):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from cifake_lightning.data.cache import load_or_build
+
+    first = load_or_build("test", _srcs(cifake_root), cifake_root, tmp_path, progress=False, workers=1)
+    path = first.cache_path
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    t = load_file(str(path))
+    if tamper == "labels":
+        t["labels"] = 1 - t["labels"]  # a still-valid safetensors file that inverts every score
+    elif tamper == "pixels":
+        t["images"] = 255 - t["images"]
+    else:
+        t = {k: v[:10].clone() for k, v in t.items()}  # 10 rows, manifest lists 100
+    save_file(t, str(path), metadata=meta)
+    with pytest.warns(UserWarning, match="does not match its manifest"):
+        again = load_or_build("test", _srcs(cifake_root), cifake_root, tmp_path, progress=False, workers=1)
+    assert torch.equal(again.labels, first.labels) and torch.equal(again.images, first.images)
+    assert len(again) == len(first.files) == 100
+
+
+# ------------------------------------------------------------------------------ 9. full disks
+def test_full_cache_dir_warns_and_continues(cifake_root, tmp_path, monkeypatch):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from cifake_lightning.data.cache import load_or_build
+
+    def full(*a, **k):
+        raise SafetensorError("Error while serializing: IoError(No space left on device)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.warns(UserWarning, match="could not write cache"):
+        split = load_or_build("test", _srcs(cifake_root), cifake_root, tmp_path, progress=False, workers=1)
+    assert len(split) == 100 and split.cache_path is None
+
+
+def test_tampered_cache_is_rebuilt_not_trusted(cifake_root, tmp_path):
+    from cifake_lightning.data.cache import Source, load_or_build
+
+    srcs = [
+        Source("REAL", cifake_root / "test" / "REAL", 0),
+        Source("FAKE", cifake_root / "test" / "FAKE", 1),
+    ]
+    first = load_or_build("test", srcs, cifake_root, tmp_path, progress=False, workers=1)
+    first.cache_path.write_bytes(first.cache_path.read_bytes()[:1000])  # a half-written / truncated cache
+    again = load_or_build("test", srcs, cifake_root, tmp_path, progress=False, workers=1)
+    assert torch.equal(again.images, first.images)

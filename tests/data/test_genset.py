@@ -5,12 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.run import QUIET
+from helpers.run import QUIET, REPO
 
 from cifake_lightning.evaluate.table import latest_results
 
 pytestmark = pytest.mark.data
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.run import REPO
 
 from cifake_lightning.cli import CifakeCLI
 from cifake_lightning.errors import CifakeError
@@ -20,10 +21,9 @@ from cifake_lightning.models import (
 from cifake_lightning.models.frequency import block_dct2, block_idct2, radial_frequency
 from cifake_lightning.training import ImageClassifier
 
-REPO = Path(__file__).resolve().parents[1]
 #: every fit config; not the parts (data, trainer, model), the research sweeps and their partial variant
 #: configs (experiments/), the test configs (test/), nor fusion.yaml, which fuses trained checkpoints and
-#: trains nothing (tests/test_fusion.py fits it)
+#: trains nothing (tests/training/test_fusion.py fits it)
 MODEL_CONFIGS = sorted(
     rel
     for rel in ((p.relative_to(REPO / "configs")).as_posix() for p in (REPO / "configs").rglob("*.yaml"))

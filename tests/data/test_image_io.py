@@ -1,8 +1,11 @@
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from cifake_lightning.data.image_io import decode_image_bytes, load_image
@@ -107,7 +110,6 @@ def test_directory_and_missing_file(tmp_path):
 
 def test_fifo_and_devices_are_refused_at_once(tmp_path):
     """A FIFO would block a read forever and /dev/zero never ends: only regular files are read."""
-    import os
 
     from cifake_lightning.data.image_io import read_image_file
 
@@ -150,3 +152,47 @@ def test_animated_gif_warns_that_only_the_first_frame_is_used(tmp_path):
     with pytest.warns(ImageWarning, match="2 frames; only the first"):
         arr = load_image(p)
     assert arr[0, 0, 0] > 200 and arr[0, 0, 1] < 60
+
+
+MODES = ["RGB", "RGBA", "L", "LA", "P", "CMYK", "I;16", "1", "F"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(min_size=0, max_size=2048))
+def test_random_bytes_decode_or_raise_project_error(data):
+    try:
+        arr = decode_image_bytes(data, "fuzz.jpg", resize="area")
+    except ImageDecodeError:
+        return
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    w=st.integers(1, 300),
+    h=st.integers(1, 300),
+    mode=st.sampled_from(MODES),
+    fmt=st.sampled_from(["PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF"]),
+    strict=st.booleans(),
+    cut=st.one_of(st.none(), st.floats(0.05, 0.95)),
+)
+def test_random_images_decode_or_raise_project_error(w, h, mode, fmt, strict, cut):
+    rng = np.random.default_rng(w * 1000 + h)
+    img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).convert(
+        mode if mode not in ("I;16", "F") else "L"
+    )
+    if mode in ("I;16", "F"):
+        img = img.convert("I" if mode == "I;16" else "F")
+    buf = io.BytesIO()
+    try:
+        img.save(buf, format=fmt)
+    except (OSError, ValueError, KeyError):
+        return  # this format cannot store this mode; nothing to test
+    data = buf.getvalue()
+    if cut is not None:
+        data = data[: int(len(data) * cut)]
+    try:
+        arr = decode_image_bytes(data, "x", resize=None if strict else "area")
+    except ImageDecodeError:
+        return
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8

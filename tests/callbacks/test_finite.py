@@ -4,11 +4,10 @@ made from NaN/inf losses or scores (issue: a diverged fit was saved as "best" wi
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import torch
-from helpers.run import QUIET
+from helpers.run import QUIET, fit_demo
 
 from cifake_lightning.cli import main
 from cifake_lightning.data.split import SplitManifest
@@ -17,21 +16,13 @@ from cifake_lightning.evaluate.table import PredictionTable
 from cifake_lightning.models.calibration import fit
 from cifake_lightning.models.checkpoint import read_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _fit(root, *extra):
-    main(["fit", "--config", str(REPO / "configs" / "demo.yaml"), "--data.root", str(root),
-          "--data.val_size", "40", "--trainer.limit_train_batches", "3", *QUIET,
-          "--trainer.callbacks", "[]", *extra])  # fmt: skip
-
 
 def test_diverged_fit_stops_with_exit_2_and_no_checkpoint_or_metric(
     cifake_root, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        _fit(
+        fit_demo(
             cifake_root, "--trainer.max_epochs", "2", "--model.optimizer.init_args.lr", "1e9", "--name", "nan"
         )
     assert e.value.code == 2

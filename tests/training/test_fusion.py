@@ -73,22 +73,10 @@ def test_fusion_options_are_checked(members):
         fusion.fit(torch.randn(10, 2), torch.zeros(10).long())
 
 
-def _fit(cifake_root, members, *extra):
-    main(
-        [
-            "fit",
-            "--config",
-            str(REPO / "configs" / "fusion.yaml"),
-            "--data.root",
-            str(cifake_root),
-            "--data.val_size",
-            "40",
-            "--model.init_args.backbone.init_args.members",
-            f"[{members[0]}, {members[1]}]",
-            *extra,
-            *QUIET,
-        ]
-    )
+def _fit_fusion(cifake_root, members, *extra):
+    main(["fit", "--config", str(REPO / "configs" / "fusion.yaml"), "--data.root", str(cifake_root),
+          "--data.val_size", "40", "--model.init_args.backbone.init_args.members",
+          f"[{members[0]}, {members[1]}]", *extra, *QUIET])  # fmt: skip
 
 
 @pytest.mark.slow
@@ -96,7 +84,7 @@ def test_fusion_fits_on_validation_and_tests_through_the_cli(cifake_root, member
     """`cifake fit --config configs/fusion.yaml` then `cifake test`: the table's logits are the fused
     Detector's, and the threshold holds at most 5% of the validation reals."""
     monkeypatch.chdir(tmp_path)
-    _fit(cifake_root, members)
+    _fit_fusion(cifake_root, members)
     (ckpt,) = (tmp_path / "runs" / "fusion" / "version_0" / "checkpoints").glob("best-*.ckpt")
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert bool(saved["state_dict"]["detector.backbone.ref_fitted"])
@@ -121,7 +109,7 @@ def test_a_fusion_on_images_a_member_trained_on_is_refused(
 ):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as e:
-        _fit(cifake_root, members, option, value)
+        _fit_fusion(cifake_root, members, option, value)
     assert e.value.code == 2
     assert named in capsys.readouterr().err
     assert not list(tmp_path.rglob("best-*.ckpt"))

@@ -1,13 +1,9 @@
 """DDP on CPU (gloo, 2 processes): disjoint shards covering each epoch, equal steps, synced test metrics."""
 
 import json
-from pathlib import Path
 
 import pytest
-from helpers.run import cifake
-
-REPO = Path(__file__).resolve().parents[1]
-DEMO = str(REPO / "configs" / "demo.yaml")
+from helpers.run import DEMO, REPO, cifake
 
 
 @pytest.mark.slow

@@ -1,5 +1,8 @@
+from __future__ import annotations
+
 import pytest
 import torch
+from helpers.run import QUIET, run_main
 
 from cifake_lightning.data import AugmentConfig, CIFAKEDataModule
 from cifake_lightning.errors import DataError
@@ -141,3 +144,11 @@ def test_content_class_check_against_cifar10_binary(cifake_root, tmp_path):
         np.concatenate([((y + 1) % 10)[:, None], x], axis=1).astype(np.uint8).tobytes()
     )
     assert check_content_classes(dm, tmp_path)["agreement"] == 0.0
+
+
+def test_test_needs_no_validation_split(cifake_root, trained_run, capsys):
+    # the synthetic set has 600 training images, far fewer than the default val_size of 10,000
+    code, err = run_main(
+        ["test", "--ckpt", str(trained_run), "--data.root", str(cifake_root), *QUIET], capsys
+    )
+    assert code == 0, err

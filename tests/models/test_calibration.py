@@ -212,3 +212,14 @@ def test_an_fpr_threshold_needs_validation_reals_only():
     reals = torch.arange(100).float()
     cal = fit(reals, torch.zeros(100, dtype=torch.long), "temperature", "fpr:0.05")
     assert cal.method == "none" and cal.val_fpr <= 0.05 + 1e-6 and cal.threshold_logit > 94
+
+
+def test_one_validation_image_says_why_there_is_no_threshold():
+    import torch
+
+    from cifake_lightning.models.calibration import fit
+
+    text = fit(torch.tensor([0.3]), torch.tensor([1])).describe()
+    assert "validation held 0 real and 1 fake" in text and "no validation scores stored" not in text
+    small = fit(torch.randn(60), torch.arange(60) % 2, rule="fpr:0.01").describe()
+    assert "WARNING: 30 validation reals cannot resolve an FPR of 0.01" in small

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.run import REPO
 
 from cifake_lightning.errors import ConfigError
 from cifake_lightning.sweeps.local import LocalSweep, run_slug
-
-REPO = Path(__file__).resolve().parents[1]
 
 SLEEPER = """
 import os, sys, time
