@@ -8,6 +8,7 @@ clear line instead of a stack trace from deep inside PIL, torch or kagglehub.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 
 class CifakeError(Exception):
@@ -63,3 +64,11 @@ class NonFiniteError(CifakeError):
 
     Raised before anything is computed from such numbers (a metric of NaN scores is meaningless:
     torchmetrics' AUROC of all-NaN scores is 1.0 or 0.0 depending on row order)."""
+
+
+def check_choice(option: str, value, choices) -> None:
+    """Raise ConfigError(option) unless `value` is one of `choices` (a Literal type or a collection):
+    the one check behind each string option, for Python callers (jsonargparse checks a Literal itself)."""
+    allowed = tuple(get_args(choices)) or tuple(choices)
+    if value not in allowed:
+        raise ConfigError(option, f"expected one of {', '.join(map(str, allowed))}, got {value!r}")

@@ -226,7 +226,7 @@ def test_a_bad_option_value_is_one_line(cifake_root, tmp_path, monkeypatch, caps
     with pytest.raises(SystemExit) as e:
         main([*args, "--model.init_args.normalize", "bogus"])
     assert e.value.code == 2
-    assert "option model.normalize: must be one of" in capsys.readouterr().err
+    assert "option model.normalize: expected one of" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ 7. option values

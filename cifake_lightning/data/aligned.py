@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from .split import DecodedSplit
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,7 @@ class AlignedFakes:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("ae", "denoise", "resample"):
-            raise ConfigError(
-                "data.aligned_fakes.kind", f"expected ae, denoise or resample, got {self.kind!r}"
-            )
+        check_choice("data.aligned_fakes.kind", self.kind, ("ae", "denoise", "resample"))
         self.sigmas = tuple(float(x) for x in self.sigmas)
         if not self.sigmas or not all(0.0 < x < 1.0 for x in self.sigmas):
             raise ConfigError("data.aligned_fakes.sigmas", f"need values in (0, 1), got {list(self.sigmas)}")

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from jsonargparse.typing import PositiveInt
 
-from ..errors import ConfigError
+from ..errors import check_choice
 from .augment import AugmentConfig, build_augmentation
 from .cache import default_cache_dir, load_or_build
 from .loader import TensorBatchLoader
@@ -68,15 +68,8 @@ class CachedImageDataModule(L.LightningDataModule):
         progress: bool = True,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ConfigError("data.batch_size", f"must be >= 1, got {batch_size}")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise ConfigError("data.eval_batch_size", f"must be >= 1, got {eval_batch_size}")
         on_bad_file = on_bad_file or self.default_on_bad_file
-        if on_bad_file not in ON_BAD_FILE:
-            raise ConfigError("data.on_bad_file", f"must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
-        if device_resident not in (True, False, "auto"):
-            raise ConfigError("data.device_resident", f"must be true, false or auto, got {device_resident!r}")
+        check_choice("data.on_bad_file", on_bad_file, ON_BAD_FILE)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or 128
         self.augment_config = augment if augment is not None else AugmentConfig()

@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, check_choice
 from .base import CachedImageDataModule
 from .download import HF_INFIMAGINE, KAGGLE_REAL_VS_AI, KAGGLE_TINY_IMAGENET, data_home
 from .layout import is_junk
@@ -40,8 +40,7 @@ class FolderSourcesDataModule(CachedImageDataModule):
         super().__init__(**kwargs)
         from .image_io import RESIZE_FILTERS
 
-        if resize not in RESIZE_FILTERS:
-            raise ConfigError("data.resize", f"must be one of {sorted(RESIZE_FILTERS)}, got {resize!r}")
+        check_choice("data.resize", resize, sorted(RESIZE_FILTERS))
         self.root = root
         self.resize = resize
 
@@ -102,8 +101,7 @@ class ImageFolderOOD(FolderSourcesDataModule):
         if unknown:
             raise ConfigError("data.kinds", f"{unknown} are not in data.sources ({sorted(sources or {})})")
         self.kinds = dict(kinds or {})
-        if content_classes not in (None, "cifake"):
-            raise ConfigError("data.content_classes", f"expected cifake or null, got {content_classes!r}")
+        check_choice("data.content_classes", content_classes, (None, "cifake"))
         if content_classes == "cifake":
             from .layout import cifake_content_class
 
@@ -179,8 +177,7 @@ class TinyImageNetReal(FolderSourcesDataModule):
         self, root: str | None = None, n: int = 2000, split: str = "val", resize: str = "area", **kwargs
     ) -> None:
         super().__init__(root=root, resize=resize, **kwargs)
-        if split not in ("train", "val", "test"):
-            raise ConfigError("data.split", f"must be train, val or test, got {split!r}")
+        check_choice("data.split", split, ("train", "val", "test"))
         self.n, self.split = n, split
 
     def _default_root(self) -> Path:

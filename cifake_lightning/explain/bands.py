@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from ..models.frequency import block_dct2, block_idct2, dct2, idct2, radial_frequency
 
 
@@ -60,8 +60,7 @@ class BandAblation:
         keep_dc: bool = True,
         clamp: bool = False,
     ) -> None:
-        if mode not in ("rings", "blocks"):
-            raise ConfigError("explain.band_mode", f"must be rings or blocks, got {mode!r}")
+        check_choice("explain.band_mode", mode, ("rings", "blocks"))
         if n_bands < 2 or grid < 2:
             raise ConfigError("explain.n_bands", "n_bands and band_grid must be at least 2")
         self.mode, self.n_bands, self.grid, self.block, self.keep_dc = mode, n_bands, grid, block, keep_dc

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError, check_choice
+
 KINDS = ("npr", "haar")
 
 
@@ -37,10 +39,7 @@ class ArtifactResidual(nn.Module):
 
     def __init__(self, kind: str = "npr", factor: int = 2, scale: float = 4.0) -> None:
         super().__init__()
-        from ..errors import ConfigError
-
-        if kind not in KINDS:
-            raise ConfigError("preprocess.kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+        check_choice("preprocess.kind", kind, KINDS)
         if factor < 2:
             raise ConfigError("preprocess.factor", f"must be >= 2, got {factor}")
         self.kind, self.factor, self.scale = kind, factor, float(scale)

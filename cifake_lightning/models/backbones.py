@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from .registry import register_model
 
 ALIASES = {
@@ -62,8 +62,7 @@ class TimmBackbone(nn.Module):
         super().__init__()
         import timm
 
-        if stem not in ("cifar", "upsample"):
-            raise ConfigError("model.backbone.stem", f"must be 'cifar' or 'upsample', got {stem!r}")
+        check_choice("model.backbone.stem", stem, ("cifar", "upsample"))
         name = ALIASES.get(model_name, model_name)
         self.model_name, self.stem, self.native_size = name, stem, native_size
         kwargs: dict = {"num_classes": 1, "drop_rate": drop_rate}

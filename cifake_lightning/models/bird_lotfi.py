@@ -20,7 +20,7 @@ import re
 
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import check_choice
 from .registry import register_model, register_name_parser
 
 FILTERS = (16, 32, 64, 128)
@@ -102,8 +102,7 @@ class BirdLotfiCNN(nn.Module):
         side = _conv_out(image_size, conv_layers)
         if side < 1:
             raise ValueError(f"{conv_layers} conv layers shrink a {image_size}px image to nothing")
-        if init not in ("torch", "keras"):
-            raise ConfigError("model.backbone.init", f"must be 'torch' or 'keras', got {init!r}")
+        check_choice("model.backbone.init", init, ("torch", "keras"))
         self.name = topology_name(filters, conv_layers, dense_units if dense_layers else 0, dense_layers)
         blocks: list[nn.Module] = []
         cin = 3

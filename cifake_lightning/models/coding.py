@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from .registry import register_model
 
 LOG2 = math.log(2.0)
@@ -213,8 +213,7 @@ class CodingCostDetector(nn.Module):
         score: Score = "mahalanobis",
     ) -> None:
         super().__init__()
-        if score not in Score.__args__:
-            raise ConfigError("model.backbone.score", f"expected one of {Score.__args__}, got {score!r}")
+        check_choice("model.backbone.score", score, Score)
         self.coder = CodingCostModel(levels, width, depth, mixtures, quadrature)
         self.score = score
         n = len(self._selected())

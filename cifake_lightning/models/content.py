@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from .registry import register_model
 
 
@@ -61,8 +61,7 @@ class ContentEnergyDetector(nn.Module):
             raise ConfigError(
                 "model.backbone", f"width must be >= 1 and classes >= 2, got {width}, {classes}"
             )
-        if score not in ("energy", "knn"):
-            raise ConfigError("model.backbone.score", f"must be energy or knn, got {score!r}")
+        check_choice("model.backbone.score", score, ("energy", "knn"))
         if not 1 <= k < bank:
             raise ConfigError("model.backbone.k", f"must be in [1, bank), got k={k}, bank={bank}")
         self.score, self.k = score, k

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import check_choice
 from .attention import SpatialAttentionProbe
 from .frequency import FrequencyTransform
 from .registry import register_model
@@ -30,6 +30,10 @@ def _conv_bn(cin: int, cout: int, dilation: int = 1, stride: int = 1) -> nn.Sequ
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
+
+
+#: the frequency stream's transform: FrequencyTransform's (kind, block)
+FREQUENCY = {"dct": ("dct", 0), "dct8": ("dct", 8), "fft": ("fft", 0)}
 
 
 class DilatedMultiScale(nn.Module):
@@ -122,8 +126,6 @@ class DualStreamDetector(nn.Module):
         streams: "both", "spatial" or "frequency" (ablations).
         frequency: the frequency stream's transform, one choice so that no invalid pair can be asked for:
             "dct" (one global DCT-II), "dct8" (JPEG-style 8x8 block DCT) or "fft" (centred FFT magnitude).
-        frequency_kind, dct_block: the older two-option form ("dct"/"fft" and 0/8), still read so that
-            checkpoints saved with it load; when given they take precedence over `frequency`.
         frequency_colour: "luma" or "rgb".
         frequency_width: base width of the frequency CNN.
         spatial_width: base width of the small spatial CNN.
@@ -134,32 +136,24 @@ class DualStreamDetector(nn.Module):
 
     def __init__(
         self,
-        spatial: str = "resnet18",
+        spatial: Literal["resnet18", "resnet34", "small"] = "resnet18",
         pretrained: bool = False,
-        streams: str = "both",
+        streams: Literal["both", "spatial", "frequency"] = "both",
         frequency: Literal["dct", "dct8", "fft"] = "dct",
-        frequency_kind: str | None = None,
-        dct_block: int | None = None,
-        frequency_colour: str = "luma",
+        frequency_colour: Literal["luma", "rgb"] = "luma",
         frequency_width: int = 32,
         spatial_width: int = 48,
-        fusion: str = "cbam",
+        fusion: Literal["cbam", "concat"] = "cbam",
         hidden: int = 128,
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
         from timm.layers.cbam import CbamModule
 
-        if streams not in ("both", "spatial", "frequency"):
-            raise ConfigError(
-                "model.backbone.streams", f"must be both, spatial or frequency, got {streams!r}"
-            )
-        if spatial not in ("resnet18", "resnet34", "small"):
-            raise ConfigError(
-                "model.backbone.spatial", f"must be resnet18, resnet34 or small, got {spatial!r}"
-            )
-        if fusion not in ("cbam", "concat"):
-            raise ConfigError("model.backbone.fusion", f"must be cbam or concat, got {fusion!r}")
+        check_choice("model.backbone.streams", streams, ("both", "spatial", "frequency"))
+        check_choice("model.backbone.spatial", spatial, ("resnet18", "resnet34", "small"))
+        check_choice("model.backbone.fusion", fusion, ("cbam", "concat"))
+        check_choice("model.backbone.frequency", frequency, FREQUENCY)
         self.streams = streams
         channels = 0
         self.spatial = None
@@ -172,7 +166,7 @@ class DualStreamDetector(nn.Module):
             )
             channels += self.spatial.out_channels
         if streams in ("both", "frequency"):
-            kind, block = _frequency_choice(frequency, frequency_kind, dct_block)
+            kind, block = FREQUENCY[frequency]
             transform = FrequencyTransform(kind=kind, block=block, colour=frequency_colour)
             self.frequency = FrequencyStream(transform, frequency_width)
             channels += self.frequency.out_channels
@@ -213,16 +207,6 @@ class DualStreamDetector(nn.Module):
         with SpatialAttentionProbe(self.cbam) as probe:
             self(x)
         return probe.value
-
-
-def _frequency_choice(frequency: str, kind: str | None, block: int | None) -> tuple[str, int]:
-    """(kind, block) of FrequencyTransform from the one `frequency` choice or the older pair."""
-    if kind is None and block is None:
-        table = {"dct": ("dct", 0), "dct8": ("dct", 8), "fft": ("fft", 0)}
-        if frequency not in table:
-            raise ConfigError("model.backbone.frequency", f"must be dct, dct8 or fft, got {frequency!r}")
-        return table[frequency]
-    return kind or "dct", block or 0  # older checkpoints; FrequencyTransform rejects fft with a block
 
 
 register_model("dualstream")(DualStreamDetector)

@@ -15,7 +15,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 
 
 @lru_cache(maxsize=16)
@@ -91,10 +91,8 @@ class FrequencyTransform(nn.Module):
         self, kind: str = "dct", block: int = 0, colour: str = "luma", log: bool = True, eps: float = 1e-3
     ) -> None:
         super().__init__()
-        if kind not in ("dct", "fft"):
-            raise ConfigError("model.backbone.frequency_kind", f"must be 'dct' or 'fft', got {kind!r}")
-        if colour not in ("luma", "rgb"):
-            raise ConfigError("model.backbone.frequency_colour", f"must be 'luma' or 'rgb', got {colour!r}")
+        check_choice("model.backbone.frequency", kind, ("dct", "fft"))
+        check_choice("model.backbone.frequency_colour", colour, ("luma", "rgb"))
         if block < 0 or (kind == "fft" and block):
             raise ConfigError(
                 "model.backbone.dct_block", "must be >= 0 and is only used with frequency_kind dct"

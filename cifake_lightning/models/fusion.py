@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_choice
 from .detector import Detector
 
 Rule = Literal["max", "mean", "logistic"]
@@ -45,8 +45,7 @@ class ScoreFusion(nn.Module):
         super().__init__()
         if len(members) < 2:
             raise ConfigError("model.backbone.members", f"name at least two checkpoints, got {len(members)}")
-        if rule not in ("max", "mean", "logistic"):
-            raise ConfigError("model.backbone.rule", f"must be max, mean or logistic, got {rule!r}")
+        check_choice("model.backbone.rule", rule, Rule)
         self.member_paths = [str(p) for p in members]
         self.members = nn.ModuleList(Detector.from_checkpoint(p) for p in members)
         self.members.requires_grad_(False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import check_choice
 
 PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]] | None] = {
     "none": None,  # Keras-style: pixels scaled to [0, 1] and nothing else
@@ -24,8 +24,7 @@ class Normalize(nn.Module):
 
     def __init__(self, preset: str = "cifar10") -> None:
         super().__init__()
-        if preset not in PRESETS:
-            raise ConfigError("model.normalize", f"must be one of {sorted(PRESETS)}, got {preset!r}")
+        check_choice("model.normalize", preset, sorted(PRESETS))
         self.preset = preset
         stats = PRESETS[preset]
         mean, std = stats if stats is not None else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
