@@ -442,6 +442,7 @@ def _fail(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """fit/validate/test/predict through LightningCLI (console.main routes the other commands here)."""
     import signal
     import threading
 
@@ -449,23 +450,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    from .commands import PROJECT_COMMANDS
-
     installed, previous = False, None
     if threading.current_thread() is threading.main_thread():
         _Interrupted.seen = False
         previous, installed = signal.signal(signal.SIGINT, _Interrupted.handler), True
     try:
-        if argv and argv[0] in PROJECT_COMMANDS:
-            PROJECT_COMMANDS[argv[0]](argv[1:])
-            return
-        from .commands.predict_files import wanted
-
-        if wanted(argv):  # files, folders or globs: no data module, no trainer (as console.main)
-            from .commands.predict_files import main as predict_files
-
-            predict_files(argv[1:])
-            return
         argv = rewrite_argv(argv)
         _quiet_lightning()
         if from_sys:  # let LightningCLI read sys.argv itself (it warns when given both)

@@ -6,10 +6,11 @@ of Lightning and torch (seconds each, which made first-time cache builds twice a
 """
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The `cifake` command: project commands and `predict FILES` here, the rest via cli.main."""
     import sys
 
-    args = sys.argv[1:]
+    args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-V"]):  # answered without importing torch or Lightning
         from . import __version__
 
@@ -63,4 +64,4 @@ def main() -> None:
         return
     from .cli import main as cli_main
 
-    cli_main()
+    cli_main(argv)

@@ -74,7 +74,7 @@ def genset_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_ckpt(cifake_root, tmp_path_factory) -> Path:
     """A checkpoint written by a real (short) `cifake fit` of configs/demo.yaml on the synthetic tree."""
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     work = tmp_path_factory.mktemp("demo-run")
     cwd = os.getcwd()

@@ -15,7 +15,7 @@ import yaml
 from helpers.run import DEMO, QUIET, REPO, cifake, fit_demo, run_main
 from PIL import Image
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 from cifake_lightning.models.checkpoint import read_checkpoint
 
 

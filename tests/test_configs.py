@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers.run import REPO
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 
 
 @pytest.mark.parametrize("data", ["cifake.yaml", "genset.yaml", "genset_v2.yaml"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers.run import DEMO, QUIET, cifake, run_main, val_rows
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 from cifake_lightning.models.checkpoint import read_checkpoint
 
 

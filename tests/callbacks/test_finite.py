@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers.run import QUIET, fit_demo
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 from cifake_lightning.data.split import SplitManifest
 from cifake_lightning.errors import CheckpointError, NonFiniteError
 from cifake_lightning.evaluate.table import PredictionTable

@@ -6,7 +6,7 @@ from helpers.run import DEMO, QUIET, val_rows
 
 
 def test_same_config_and_seed_give_same_metrics_and_provenance(cifake_root, tmp_path, monkeypatch):
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     args = [

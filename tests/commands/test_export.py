@@ -92,7 +92,7 @@ def test_export_command_on_a_checkpoint(demo_ckpt, tmp_path):
 def test_out_naming_the_checkpoint_is_refused_before_anything_is_written(demo_ckpt, tmp_path, capsys):
     import shutil
 
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     ckpt = tmp_path / "det.ckpt"
     shutil.copy(demo_ckpt, ckpt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers.run import DEMO, QUIET
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 
 
 def test_cifake_models_finds_parametric_names_and_rejects_unknown_ones(capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers.run import cifake
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 
 
 def test_fifo_and_dev_zero_are_skipped_with_a_reason_within_seconds(demo_ckpt, tmp_path, capsys):

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.data
 
 @pytest.mark.slow
 def test_baseline_on_genset_in_distribution_vs_unseen_generators(genset_root, tmp_path, monkeypatch):
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     main(

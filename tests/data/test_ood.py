@@ -139,7 +139,7 @@ def test_multi_part_archive_extracts_fully_or_partially(tmp_path):
 
 
 def test_cifake_test_with_ood_config_writes_report(demo_ckpt, ood_tree, tmp_path, monkeypatch):
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     ckpt = demo_ckpt

@@ -58,7 +58,7 @@ def _write_result(folder, label, prob, content_hash):
 
 
 def test_compare_command_on_result_folders(tmp_path, capsys):
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
     from cifake_lightning.errors import ConfigError
 
     label, good, noise = _scores(n=400)

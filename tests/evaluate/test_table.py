@@ -102,7 +102,7 @@ def test_report_is_a_pure_function_of_the_table(tmp_path):
 def test_one_checkpoint_tested_on_two_data_sets_keeps_both_results(
     demo_ckpt, cifake_root, tmp_path, monkeypatch
 ):
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     common = ["test", "--ckpt", str(demo_ckpt), *QUIET, "--trainer.callbacks", "[]"]
@@ -165,7 +165,7 @@ def test_data_hash_covers_pixels_and_labels_not_only_files():
 def test_retesting_with_other_options_keeps_the_earlier_result(demo_ckpt, cifake_root, tmp_path, monkeypatch):
     """`cifake test` of one checkpoint with --model.threshold youden after the default wrote another
     folder; the first result is still there byte for byte."""
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     args = ["test", "--ckpt", str(demo_ckpt), "--data.root", str(cifake_root), *QUIET]

@@ -212,7 +212,7 @@ def test_callback_logs_to_offline_wandb(cifake_root, tmp_path, monkeypatch):
 def test_explain_command_writes_grid_and_scores(cifake_root, demo_ckpt, tmp_path, monkeypatch):
     import json
 
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     ckpt = demo_ckpt
@@ -263,7 +263,7 @@ def test_explain_results_are_keyed_by_checkpoint_and_skip_unreadable_images(
     unreadable file in --images is skipped and named, not fatal."""
     import shutil
 
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     other = demo_ckpt.parent / "copy-for-explain.ckpt"

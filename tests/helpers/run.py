@@ -33,7 +33,7 @@ DEMO = str(REPO / "configs" / "demo.yaml")
 
 def run_main(args, capsys) -> tuple[int, str]:
     """In-process `cifake ...`: (exit status, stderr)."""
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     code = 0
     try:
@@ -45,7 +45,7 @@ def run_main(args, capsys) -> tuple[int, str]:
 
 def fit_demo(root, *extra) -> None:
     """In-process `cifake fit` of configs/demo.yaml on `root`: 3 batches an epoch, 40 validation images."""
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     main(["fit", "--config", DEMO, "--data.root", str(root), "--data.val_size", "40",
           "--trainer.limit_train_batches", "3", *QUIET, "--trainer.callbacks", "[]", *extra])  # fmt: skip

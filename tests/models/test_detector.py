@@ -9,8 +9,8 @@ import pytest
 import torch
 from helpers.run import QUIET
 
-from cifake_lightning.cli import main
 from cifake_lightning.commands.export_cmd import export, run_export
+from cifake_lightning.console import main
 from cifake_lightning.data.image_io import load_image_tensor
 from cifake_lightning.models import BirdLotfiCNN
 from cifake_lightning.models.detector import Detector

@@ -18,7 +18,7 @@ def test_leave_one_source_out_is_a_sweep_whose_tests_count_the_training_sources_
     import yaml
     from helpers.run import QUIET, REPO
 
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     root = tmp_path / "data"
     shutil.copytree(cifake_root, root)
@@ -55,7 +55,7 @@ def test_generalist_config_is_what_the_benchmark_measured_and_trains(cifake_root
     import yaml
     from helpers.run import QUIET, REPO, cifake
 
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     def resolved(*args):
         with pytest.raises(SystemExit):
@@ -103,7 +103,7 @@ def test_every_experiment_variant_resolves_over_its_base_config(capsys):
     """Each partial config merges over its experiment's base config into a valid fit config."""
     from helpers.run import REPO
 
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     experiments = REPO / "configs" / "experiments"
     variants = [("baseline_fast.yaml", v) for v in sorted((experiments / "generalisation").glob("*.yaml"))]

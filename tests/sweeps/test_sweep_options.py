@@ -42,7 +42,7 @@ def _tiny(cifake_root: Path, tmp_path: Path, key: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("path, key, value", list(_cases()))
 def test_every_categorical_sweep_value_trains(path, key, value, cifake_root, tmp_path, monkeypatch):
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     cfg = load_sweep(path)
     command = command_for(cfg, {key: value}, cifake=["cifake"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers.run import DEMO, QUIET, REPO, cifake
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 
 
 # ------------------------------------------------------------------------------ 4. concurrent runs

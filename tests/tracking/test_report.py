@@ -63,7 +63,7 @@ def test_bayes_sweep_proposals_parse(monkeypatch):
 def test_local_sweep_then_report(cifake_root, tmp_path, monkeypatch, capsys):
     """Run from a folder other than the project's: `--config configs/demo.yaml` in the sweep file is
     found above the sweep file (issue 27), and the sweep's runs live under runs/<sweep>/."""
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     shutil.copytree(REPO / "configs", tmp_path / "project" / "configs")
     (tmp_path / "project" / "sweeps").mkdir()
@@ -267,7 +267,7 @@ def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_sd(tmp_path):
 def test_a_research_sweep_tests_every_run_and_reports_mean_and_sd(cifake_root, tmp_path, monkeypatch, capsys):
     """One runner for research (issue 25): `sweep local --test CONFIG` tests each run's best checkpoint,
     and `cifake report` of the sweep summarises the OOD numbers over seeds (repeats.md)."""
-    from cifake_lightning.cli import main
+    from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
     test_cfg = tmp_path / "ood.yaml"

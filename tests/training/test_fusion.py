@@ -10,7 +10,7 @@ import torch
 from helpers.run import QUIET, REPO
 from torchmetrics.functional.classification import binary_auroc
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 from cifake_lightning.data.image_io import load_image_tensor
 from cifake_lightning.errors import ConfigError
 from cifake_lightning.models import ScoreFusion

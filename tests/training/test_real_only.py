@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from helpers.run import QUIET, REPO
 from torchmetrics.functional.classification import binary_auroc
 
-from cifake_lightning.cli import main
+from cifake_lightning.console import main
 from cifake_lightning.errors import ConfigError
 from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector, ContentEnergyDetector
 from cifake_lightning.models.coding import discretized_logistic_logp, expected_logp
