@@ -21,7 +21,13 @@ from pathlib import Path
 # Lightning 2.6 still calls jsonargparse APIs deprecated in 4.49; the notices are not actionable here.
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
+import signal
+import tempfile
+import threading
+import warnings
+
 from lightning import LightningDataModule, LightningModule
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
@@ -387,7 +393,6 @@ def _own_error(e: BaseException) -> CifakeError | None:
 
 def _check_writable(folder: Path, option: str) -> None:
     """Fail before training starts, not after hours, when outputs cannot be written."""
-    import tempfile
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -408,7 +413,6 @@ class _DropTip(logging.Filter):
 
 def _quiet_lightning() -> None:
     """Silence notices that do not apply to how cifake runs Lightning (each checked to be harmless)."""
-    import warnings
 
     for handler in logging.getLogger("lightning.pytorch").handlers:
         handler.addFilter(_DropTip())
@@ -443,10 +447,6 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """fit/validate/test/predict through LightningCLI (console.main routes the other commands here)."""
-    import signal
-    import threading
-
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 from pathlib import Path
 
+import lightning
 import lightning as L
 import torch
 import yaml
@@ -69,7 +71,6 @@ class GridExport(L.Callback):
 
     @staticmethod
     def _checkpoint(trainer, pl_module, backbone, single_config: dict, path: Path, name: str = "") -> None:
-        import lightning
 
         model = single_config["model"]
         hparams = {
@@ -133,7 +134,6 @@ def _split_rows(rows: list[dict], name: str) -> list[dict]:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    import io
 
     keys = ["epoch", "step"] + sorted({k for r in rows for k in r} - {"epoch", "step"})
     buf = io.StringIO()

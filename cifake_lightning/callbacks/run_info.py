@@ -10,7 +10,9 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import lightning as L
@@ -42,7 +44,6 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
     for pkg in (
@@ -110,7 +111,6 @@ class RunInfo(L.Callback):
     """Writes ``run_info.json`` into the run's log dir at setup and adds it to the loggers' config."""
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        import time
 
         self._t0 = time.perf_counter()
         if trainer.is_global_zero:
@@ -118,7 +118,6 @@ class RunInfo(L.Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         """Record wall time and epochs of the fit (read by `cifake report`)."""
-        import time
 
         info = dict(getattr(pl_module, "run_info", {}))
         info["fit_seconds"] = round(time.perf_counter() - getattr(self, "_t0", time.perf_counter()), 2)

@@ -17,6 +17,7 @@ is not part of the weights, and the Detector is built uncompiled.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -70,7 +71,6 @@ def export_module(
     model, fmt: str, out: str | Path, source: str = "", check: bool = True
 ) -> tuple[Path, float]:
     """Export a Detector (see module docstring) to `out`, then check it against PyTorch."""
-    import math
 
     import torch
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from ..errors import DataError
@@ -133,7 +134,6 @@ def extract_tar_parts(parts: list[str | Path], dest: str | Path) -> tuple[int, b
     every member fully contained in them is extracted. Returns (files written, whether the archive was
     complete).
     """
-    import zlib
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

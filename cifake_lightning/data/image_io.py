@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import stat
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -203,9 +206,6 @@ def die_with_parent(parent_pid: int) -> None:
     otherwise keep decoding for minutes. On Linux the kernel delivers SIGKILL to the worker when its
     parent dies (PR_SET_PDEATHSIG); everywhere, a daemon thread also polls the parent's pid.
     """
-    import os
-    import threading
-    import time
 
     try:
         import ctypes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from pathlib import Path
@@ -122,7 +123,6 @@ def _key_lines(width: int, bands: bool, threshold: float | None) -> list[str]:
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:
-    import io
 
     from ..utils import write_atomic
 
@@ -140,7 +140,6 @@ def band_curve_png(
 ) -> Path:
     """Mean drop in P(fake) per band, one line per true label (removing a band from a real image can
     *raise* P(fake), so real and fake images are not averaged together), with the 25-75% spread."""
-    import io
 
     import matplotlib
 

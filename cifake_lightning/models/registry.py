@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
+import inspect
 from collections.abc import Callable
 
 from torch import nn
@@ -59,8 +61,6 @@ def model_spec(name: str) -> dict | None:
     Names are registered as classes or as `functools.partial(Class, **fixed_args)`, so every name has
     a config equivalent that a checkpoint can store; None for unknown names.
     """
-    import functools
-    import inspect
 
     fn = _lookup(name)
     args: dict = {}

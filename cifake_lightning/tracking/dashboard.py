@@ -15,6 +15,7 @@ import html
 import io
 import json
 import math
+import os
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
@@ -255,7 +256,6 @@ def _select(key: str, label: str, values: list[str]) -> str:
 
 
 def _links(r: RunRecord, out: Path) -> str:
-    import os
 
     items = []
     for label, target in r.links.items():

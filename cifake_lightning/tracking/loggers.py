@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -176,7 +177,6 @@ def wandb_run_id(version_dir: Path, create: bool) -> str | None:
         pass
     if not create:
         return None
-    import secrets
 
     rid = secrets.token_hex(4)
     f.parent.mkdir(parents=True, exist_ok=True)
