@@ -10,6 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
+# Lightning's log handler keeps the stderr it finds when first imported: imported here, before any test
+# captures stderr, so that a closed capture stream cannot fail a later test's log call
+import lightning  # noqa: F401
 import pytest
 from helpers.run import QUIET
 
