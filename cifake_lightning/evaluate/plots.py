@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -12,13 +16,12 @@ from PIL import Image, ImageDraw, ImageFont
 from ..utils import write_atomic
 
 
-def _fig_to_png(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
+def fig_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return write_atomic(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def reliability_png(
@@ -35,11 +38,6 @@ def reliability_png(
     group that holds both classes: all images, and two-class sources. A one-class source has no such
     curve (its fraction of fakes is 0 or 1 in every bin), so the right panel shows instead where each
     source's P(fake) lies (quartile boxes, 5-95% whiskers), with the validation threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     prob, label, source = prob.float().cpu(), label.long().cpu(), source.long().cpu()
     present = sorted(set(source.tolist()))
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 4.4), dpi=110, gridspec_kw={"width_ratios": [1, 1.15]})
@@ -101,7 +99,7 @@ def reliability_png(
     bx.set_title("P(fake) per source (box: quartiles, whiskers: 5-95%)", fontsize=9)
     fig.suptitle(title or "calibration", fontsize=10)
     fig.tight_layout()
-    return _fig_to_png(fig, path)
+    return write_atomic(path, fig_png(fig))
 
 
 def _fit_text(draw, text: str, font, width: int) -> str:

@@ -7,24 +7,24 @@ import math
 import textwrap
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..evaluate.plots import fig_png
+from ..utils import write_atomic
 from .attributions import normalise_map
 
 SCALE = 4  # 32 px -> 128 px tiles
 
 
-def _colormap(name: str):
-    import matplotlib
-
-    return matplotlib.colormaps[name]
-
-
 def heat_rgb(m: torch.Tensor, cmap: str = "inferno") -> np.ndarray:
     """(H, W) map in [0, 1] -> (H, W, 3) uint8 through a matplotlib colormap."""
-    rgba = _colormap(cmap)(m.clamp(0, 1).cpu().numpy())
+    rgba = matplotlib.colormaps[cmap](m.clamp(0, 1).cpu().numpy())
     return (rgba[..., :3] * 255).astype(np.uint8)
 
 
@@ -123,9 +123,6 @@ def _key_lines(width: int, bands: bool, threshold: float | None) -> list[str]:
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:
-
-    from ..utils import write_atomic
-
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return write_atomic(path, buf.getvalue())
@@ -140,14 +137,6 @@ def band_curve_png(
 ) -> Path:
     """Mean drop in P(fake) per band, one line per true label (removing a band from a real image can
     *raise* P(fake), so real and fake images are not averaged together), with the 25-75% spread."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..utils import write_atomic
-
     d = drops.float().cpu().numpy()
     groups = [("all", np.ones(len(d), dtype=bool))]
     if labels is not None and set(labels.tolist()) & {0, 1}:
@@ -171,7 +160,4 @@ def band_curve_png(
     ax.set_title(textwrap.fill(title or "frequency-band ablation", 90), fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return write_atomic(path, buf.getvalue())
+    return write_atomic(path, fig_png(fig))

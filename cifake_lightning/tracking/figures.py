@@ -4,9 +4,15 @@ validation accuracy, the one number all runs have and measure alike."""
 
 from __future__ import annotations
 
-import io
 import math
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from ..evaluate.plots import fig_png
 from .runs import RunRecord, finite
 
 #: Bird & Lotfi (2024), feature-extractor accuracies (%) by filters x conv layers (seed 004's table).
@@ -30,15 +36,6 @@ PAPER_EXTRACTORS = {
 MAX_LABELS = 12
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def _val_accuracy(r: RunRecord) -> float | None:
     """Best-epoch validation accuracy: the one number every run has and that is measured alike
     (figures never mix it with test accuracies on whatever data a run happened to be tested on)."""
@@ -47,11 +44,6 @@ def _val_accuracy(r: RunRecord) -> float | None:
 
 
 def learning_curves_png(runs: list[RunRecord]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     # one colour and marker per run (tab20 x 4 markers: 80 distinct styles), the same run in every panel;
     # the legend sits under the panels, in columns, for any number of runs
@@ -96,15 +88,11 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
         fig.tight_layout(rect=(0, (0.16 * rows + 0.1) / (4.2 + 0.16 * rows), 1, 1))
     else:
         fig.tight_layout()
-    return _png(fig)
+    return fig_png(fig)
 
 
 def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dict]]:
     """Ours vs the paper for conv{F}x{L} topologies (no dense head); None when no such runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from ..models.bird_lotfi import CONV_LAYERS, FILTERS, parse_topology
@@ -157,15 +145,10 @@ def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dic
         ax.set_title(title, fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
-    return _png(fig), rows
+    return fig_png(fig), rows
 
 
 def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pts = [
         (r.params, _val_accuracy(r), r.topology or r.model)
         for r in runs
@@ -205,4 +188,4 @@ def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
     ax.set_ylabel("best-epoch validation accuracy (%)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return fig_png(fig)
