@@ -44,17 +44,17 @@ class FolderSourcesDataModule(CachedImageDataModule):
         self.root = root
         self.resize = resize
 
+    #: folder under the data home (`cifake data download` puts it there) used without data.root
+    home: str | None = None
+    missing = "dataset folder not found (set data.root)"
+
     def _root(self) -> Path:
-        root = Path(self.root).expanduser() if self.root else self._default_root()
+        if not self.root and self.home is None:
+            raise DataError(f"{type(self).__name__} needs data.root")
+        root = Path(self.root).expanduser() if self.root else data_home() / self.home
         if not root.is_dir():
-            raise DataError(self._missing_message(), root)
+            raise DataError(self.missing, root)
         return root
-
-    def _default_root(self) -> Path:
-        raise DataError(f"{type(self).__name__} needs data.root")
-
-    def _missing_message(self) -> str:
-        return "dataset folder not found (set data.root)"
 
     def _source_list(self) -> list[Source]:
         raise NotImplementedError
@@ -180,14 +180,11 @@ class TinyImageNetReal(FolderSourcesDataModule):
         check_choice("data.split", split, ("train", "val", "test"))
         self.n, self.split = n, split
 
-    def _default_root(self) -> Path:
-        return data_home() / "tinyimagenet"
-
-    def _missing_message(self) -> str:
-        return (
-            f"Tiny ImageNet not found: `cifake data download --dataset tinyimagenet` (Kaggle {KAGGLE_TINY_IMAGENET}) "
-            "or unpack tiny-imagenet-200.zip there, or set data.root"
-        )
+    home = "tinyimagenet"
+    missing = (
+        f"Tiny ImageNet not found: `cifake data download --dataset tinyimagenet` (Kaggle {KAGGLE_TINY_IMAGENET}) "
+        "or unpack tiny-imagenet-200.zip there, or set data.root"
+    )
 
     def _source_list(self) -> list[Source]:
         root = self._root()
@@ -218,11 +215,8 @@ class KaggleRealVsAI(FolderSourcesDataModule):
         super().__init__(root=root, resize=resize, **kwargs)
         self.limit_per_source = limit_per_source
 
-    def _default_root(self) -> Path:
-        return data_home() / "kaggle-real-vs-ai"
-
-    def _missing_message(self) -> str:
-        return f"not found: `cifake data download --dataset kaggle-real-vs-ai` (Kaggle {KAGGLE_REAL_VS_AI}) or set data.root"
+    home = "kaggle-real-vs-ai"
+    missing = f"not found: `cifake data download --dataset kaggle-real-vs-ai` (Kaggle {KAGGLE_REAL_VS_AI}) or set data.root"
 
     def _source_list(self) -> list[Source]:
         root = self._root()
@@ -261,11 +255,8 @@ class InfiMagineFake(FolderSourcesDataModule):
         self.subsets = list(subsets or ["IFv1-CC1M", "SDv15R-CC1M"])
         self.n_per_subset = n_per_subset
 
-    def _default_root(self) -> Path:
-        return data_home() / "infimagine"
-
-    def _missing_message(self) -> str:
-        return f"not found: `cifake data download --dataset infimagine` (HF {HF_INFIMAGINE}) or set data.root"
+    home = "infimagine"
+    missing = f"not found: `cifake data download --dataset infimagine` (HF {HF_INFIMAGINE}) or set data.root"
 
     def _source_list(self) -> list[Source]:
         root = self._root()
