@@ -33,22 +33,8 @@ from pathlib import Path
 import torch
 
 from .decode import decode_sources
-from .scan import fingerprint, printable_name, scan_sources
+from .scan import fingerprint, scan_sources
 from .split import ON_BAD_FILE, DecodedSplit, Source
-
-__all__ = [  # the names other modules import from here
-    "CACHE_FORMAT",
-    "ON_BAD_FILE",
-    "DecodedSplit",
-    "Source",
-    "default_cache_dir",
-    "fingerprint",
-    "load_or_build",
-    "printable_name",
-    "read_manifest",
-    "scan_sources",
-    "tensor_hash",
-]
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from cifake_lightning.data import cache as cache_mod
-from cifake_lightning.data.cache import Source, load_or_build, read_manifest
+from cifake_lightning.data.cache import load_or_build, read_manifest
 from cifake_lightning.data.layout import cifake_content_class
+from cifake_lightning.data.split import Source
 from cifake_lightning.errors import DataError, ImageDecodeError
 
 
@@ -122,7 +123,8 @@ def test_parallel_decode_matches_serial(cifake_root, tmp_path):
 CONCURRENT = r"""
 import sys, json
 from pathlib import Path
-from cifake_lightning.data.cache import Source, load_or_build
+from cifake_lightning.data.cache import load_or_build
+from cifake_lightning.data.split import Source
 root, cache = Path(sys.argv[1]), Path(sys.argv[2])
 s = load_or_build("train", [Source("REAL", root/"train/REAL", 0), Source("FAKE", root/"train/FAKE", 1)],
                   root, cache, progress=False, workers=1)
@@ -152,7 +154,7 @@ def test_two_processes_building_at_once_end_with_one_valid_cache(cifake_root, tm
 
 # ------------------------------------------------------------------------------ 2. tampered caches
 def _srcs(root):
-    from cifake_lightning.data.cache import Source
+    from cifake_lightning.data.split import Source
 
     return [Source("REAL", root / "test" / "REAL", 0), Source("FAKE", root / "test" / "FAKE", 1)]
 
@@ -199,7 +201,8 @@ def test_full_cache_dir_warns_and_continues(cifake_root, tmp_path, monkeypatch):
 
 
 def test_tampered_cache_is_rebuilt_not_trusted(cifake_root, tmp_path):
-    from cifake_lightning.data.cache import Source, load_or_build
+    from cifake_lightning.data.cache import load_or_build
+    from cifake_lightning.data.split import Source
 
     srcs = [
         Source("REAL", cifake_root / "test" / "REAL", 0),

@@ -29,7 +29,7 @@ def test_decode_workers_die_with_a_killed_parent(tmp_path):
     )  # 2,200 train files: over the parallel threshold
     script = (
         "import sys, time; from pathlib import Path\n"
-        "from cifake_lightning.data.cache import Source, load_or_build\n"
+        "from cifake_lightning.data.cache import load_or_build\nfrom cifake_lightning.data.split import Source\n"
         "from cifake_lightning.data import image_io\n"
         "slow = image_io.decode_files\n"
         "def crawl(*a):\n    time.sleep(0.5); return slow(*a)\n"
