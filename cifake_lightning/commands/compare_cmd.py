@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ConfigError
+from ..utils import write_json
+
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(
@@ -30,9 +33,7 @@ def main(argv: list[str]) -> None:
     )
     ap.add_argument("--json", default=None, help="also write the comparison to this JSON file")
     args = ap.parse_args(argv)
-    from ..errors import ConfigError
     from ..evaluate.compare import compare_results
-    from ..utils import write_json
 
     if args.n_boot < 1:
         raise ConfigError("--n-boot", f"must be at least 1, got {args.n_boot}")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CifakeError, ConfigError, DataError, ImageDecodeError
+
 
 def _parser():
     from jsonargparse import ArgumentParser
@@ -56,7 +58,6 @@ def _parser():
 def _folder_images(folder: Path, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     from ..data.image_io import load_image_tensor
     from ..data.layout import has_image_extension, is_junk
-    from ..errors import DataError, ImageDecodeError
 
     candidates = sorted(
         p for p in folder.rglob("*") if p.is_file() and not is_junk(p.name) and has_image_extension(p)
@@ -97,7 +98,6 @@ def _run_config_data(ckpt: Path):
 def main(argv: list[str]) -> None:
     from jsonargparse import Namespace
 
-    from ..errors import CifakeError, ConfigError
     from ..evaluate.table import file_digest
     from ..explain.probe import choose_probe
     from ..explain.report import ExplainSettings, explain, write_outputs

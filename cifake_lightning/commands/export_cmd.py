@@ -21,6 +21,9 @@ import math
 import sys
 from pathlib import Path
 
+from ..errors import CheckpointError, ConfigError
+from ..utils import check_output_not_input
+
 TOLERANCE = 1e-4
 
 
@@ -52,9 +55,7 @@ def export(
     ckpt: str | Path, fmt: str, out: str | Path | None = None, check: bool = True
 ) -> tuple[Path, float]:
     """Export a checkpoint; returns (path, max |difference| from PyTorch on a random batch, or nan)."""
-    from ..errors import ConfigError
     from ..models.detector import Detector
-    from ..utils import check_output_not_input
 
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError("--format", f"choose onnx or torchscript, got {fmt!r}")
@@ -73,8 +74,6 @@ def export_module(
     """Export a Detector (see module docstring) to `out`, then check it against PyTorch."""
 
     import torch
-
-    from ..errors import ConfigError
 
     model = model.eval()
     cal = model.calibration
@@ -135,8 +134,6 @@ def run_export(path: str | Path, x, fmt: str | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
-            from ..errors import ConfigError
-
             raise ConfigError(
                 "export", "onnxruntime is not installed: pip install 'cifake-lightning[export]'"
             ) from None
@@ -164,7 +161,6 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--out", default=None, help="output file (default: next to the checkpoint)")
     ap.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
     args = ap.parse_args(argv)
-    from ..errors import CheckpointError
 
     if not Path(args.ckpt).is_file():
         raise CheckpointError("checkpoint file not found", args.ckpt)

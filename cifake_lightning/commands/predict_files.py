@@ -26,6 +26,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..errors import CheckpointError, ConfigError
+from ..utils import check_output_not_input, write_atomic
+
 #: reductions above this factor get a warning in the row
 WARN_FACTOR = 2.0
 
@@ -119,7 +122,6 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     args = ap.parse_args(argv)
-    from ..errors import ConfigError
 
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise ConfigError("--threshold", f"must be in (0, 1), got {args.threshold}")
@@ -131,21 +133,16 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--resize", f"choose from {sorted(RESIZE_FILTERS)}, got {args.resize!r}")
     ckpt = Path(args.ckpt)
     if not ckpt.is_file():
-        from ..errors import CheckpointError
-
         raise CheckpointError("checkpoint file not found", ckpt)
 
     inputs = expand(args.inputs)  # folders and globs are listed once, for this check and for scoring
     if args.out and args.out != "-":
-        from ..utils import check_output_not_input
-
         check_output_not_input(args.out, "--out", [ckpt] + [f for _, f, _ in inputs if f])
     import numpy as np
     import torch
 
     from ..evaluate.table import PredictionTable, checkpoint_key
     from ..models.detector import Detector
-    from ..utils import write_atomic
 
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device

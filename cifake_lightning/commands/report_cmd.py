@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import CifakeError
+
 
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(
@@ -38,7 +40,6 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--wandb-report", action="store_true", help="also save a W&B Report with the same views")
     args = ap.parse_args(argv)
 
-    from ..errors import CifakeError
     from ..tracking.dashboard import write_dashboard
     from ..tracking.runs import collect_local, collect_wandb
     from ..tracking.wandb_report import wandb_report

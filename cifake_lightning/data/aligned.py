@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, check_choice
+from ..utils import write_atomic
 from .split import DecodedSplit
 
 log = logging.getLogger(__name__)
@@ -236,8 +237,6 @@ def _cached_images(path: Path | None, shape: tuple, make, what: str) -> torch.Te
     images = make()
     if path is not None:
         try:
-            from ..utils import write_atomic
-
             buf = io.BytesIO()
             torch.save(images, buf)
             write_atomic(path, buf.getvalue())

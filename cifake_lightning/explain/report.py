@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..data.layout import LABEL_NAMES
+from ..utils import write_atomic, write_json
 from .attributions import explain_batch
 from .bands import BandAblation
 from .metrics import map_statistics
@@ -182,7 +183,6 @@ def grid_selection(labels: torch.Tensor, k: int = GRID_MAX) -> torch.Tensor:
 
 def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: str = "") -> dict[str, Path]:
     """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths."""
-    from ..utils import write_atomic, write_json
     from .render import band_curve_png, render_grid, save_png
 
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import binary_calibration_error
 
+from ..errors import ConfigError, NonFiniteError
+
 T_MIN, T_MAX = 0.5, 100.0
 #: bumped when fitting changes, so that calibrations stored by older code are refitted, not reused
 CALIBRATION_VERSION = 3  # 3: a fit that does not lower validation NLL is declined
@@ -35,7 +37,6 @@ METHODS = ("temperature", "platt", "none")
 
 def check_rule(threshold: str | float) -> str | float:
     """Validate a threshold rule; returns it normalised (a float, 'youden' or 'fpr:<x>')."""
-    from ..errors import ConfigError
 
     if isinstance(threshold, int | float) and not isinstance(threshold, bool):
         if not 0.0 < float(threshold) < 1.0:
@@ -62,7 +63,6 @@ def check_rule(threshold: str | float) -> str | float:
 
 
 def check_method(method: str) -> str:
-    from ..errors import ConfigError
 
     if method not in METHODS:
         raise ConfigError("model.calibration", f"expected one of {', '.join(METHODS)}, got {method!r}")
@@ -249,8 +249,6 @@ def fit(
     z, y = logit.float().cpu().flatten(), label.long().cpu().flatten()
     method, rule = check_method(method), check_rule(rule)
     if not bool(torch.isfinite(z).all()):
-        from ..errors import NonFiniteError
-
         raise NonFiniteError(
             f"{int((~torch.isfinite(z)).sum())} of {z.numel()} validation logits are NaN or infinite: no "
             "calibration or threshold is fitted on them (the model diverged)"

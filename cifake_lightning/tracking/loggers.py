@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ..errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 _said_offline = False
@@ -147,8 +149,6 @@ def reserve_version(run_dir: Path) -> int:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        from ..errors import ConfigError
-
         raise ConfigError("tracking.save_dir", f"cannot create {run_dir} ({e.strerror or e})") from None
     version = next_version(run_dir)
     while True:
