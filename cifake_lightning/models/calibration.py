@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.classification import binary_calibration_error
 
 from ..errors import ConfigError, NonFiniteError
 
@@ -75,6 +74,10 @@ def nll(logit: torch.Tensor, label: torch.Tensor) -> float:
 
 def ece(prob: torch.Tensor, label: torch.Tensor, bins: int = 15) -> float:
     """Expected calibration error of P(fake) (torchmetrics' binary ECE, equal-width bins)."""
+    # imported here: torchmetrics takes 4.7 s to import (it loads torchvision's models) and this module
+    # is on the path of `cifake models` and `cifake predict FILES` (benchmarks/results/startup.md)
+    from torchmetrics.functional.classification import binary_calibration_error
+
     return float(binary_calibration_error(prob.float(), label.long(), n_bins=bins, norm="l1"))
 
 
