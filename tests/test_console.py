@@ -40,7 +40,8 @@ def test_misspelt_command_suggests_the_right_one(tmp_path):
 
 def test_models_and_predict_files_do_not_import_lightning(tmp_path):
     """Issue 25: `cifake models` reads the registry itself (no generated index) and, like `predict FILES`,
-    imports torch and the model files but not Lightning."""
+    imports torch and the model files but not Lightning, nor torchmetrics (4.7 s of import: it loads
+    torchvision's models)."""
     import subprocess
     import sys
 
@@ -50,8 +51,10 @@ def test_models_and_predict_files_do_not_import_lightning(tmp_path):
 
     code = (
         "import sys; from cifake_lightning.console import main; sys.argv = ['cifake', 'models', 'conv*']; main(); "
-        "import cifake_lightning.commands.predict_files, cifake_lightning.models.detector; "
-        "assert 'lightning' not in sys.modules and 'lightning.pytorch' not in sys.modules, 'Lightning imported'"
+        "import cifake_lightning.commands.predict_files, cifake_lightning.models.detector, "
+        "cifake_lightning.evaluate.table; "
+        "assert 'lightning' not in sys.modules and 'lightning.pytorch' not in sys.modules, 'Lightning imported'; "
+        "assert 'torchmetrics' not in sys.modules, 'torchmetrics imported'"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
