@@ -276,16 +276,54 @@ def write_dashboard(
     validation accuracy/AUROC and every OOD column)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
     rows = [r.row() for r in runs]
+    columns, ood_cols = _columns(runs, rows)
+    paths = _write_tables(out, rows, columns)
+    repeat_html = _repeats(out, runs, rows, ood_cols, repeat_columns, paths)
+    figures = _figures(out, runs, paths)
+    head, body = _runs_table(runs, rows, columns, out)
+    curves, options = _curves(runs)
+    imgs = "".join(
+        f'<h2>{html.escape(t)}</h2><img alt="{k}" src="data:image/png;base64,{base64.b64encode(d).decode()}">'
+        for k, t, d in figures
+    )
+    filters = (
+        _select("model", "model", sorted({r.model for r in runs}))
+        + _select("data", "trained on", sorted({r.train_data for r in runs if r.train_data}))
+        + _select("tag", "tag", sorted({t for r in runs for t in r.tags}))
+        + '<label>text <input class="filter" data-key="text" placeholder="any cell"></label>'
+    )
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = PAGE.format(
+        title=html.escape(title),
+        intro=f"{len(runs)} runs{(' from ' + html.escape(source)) if source else ''}; generated {when}.",
+        filters=filters,
+        head=head,
+        body=body,
+        repeats=repeat_html,
+        options=options,
+        curves=curves,
+        images=imgs,
+        script=_SCRIPT,
+    )
+    paths["html"] = write_atomic(out / "index.html", page)
+    return paths
+
+
+def _columns(runs: list[RunRecord], rows: list[dict]) -> tuple[list[str], list[str]]:
+    """The table's columns (those some run fills, OOD summaries after the tests, hyper-parameters last)
+    and the OOD ones among them."""
     hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
     ood_cols = sorted({k for run in runs for tag, summary in run.ood.items() for k in (f"{tag}: {m}" for m in summary)},
                       key=_ood_order)  # fmt: skip
-    # columns no run fills (a test_* nobody measured) are left out; the OOD summaries follow the tests
     filled = [c for c in COLUMNS if c in ("run", "model") or any(r.get(c) not in (None, "") for r in rows)]
     tail = ["other_tests"] if "other_tests" in filled else []
     columns = [*(c for c in filled if c != "other_tests"), *ood_cols, *tail, "train_data", "tags", *hp_cols]
-    paths["json"] = write_atomic(out / "runs.json", json.dumps(rows, indent=1, default=str))
+    return columns, ood_cols
+
+
+def _write_tables(out: Path, rows: list[dict], columns: list[str]) -> dict[str, Path]:
+    paths = {"json": write_atomic(out / "runs.json", json.dumps(rows, indent=1, default=str))}
     buf = io.StringIO()
     buf.write(",".join(columns) + "\n")
     for r in rows:
@@ -293,26 +331,33 @@ def write_dashboard(
             ",".join("" if r.get(c) is None else str(r.get(c)).replace(",", ";") for c in columns) + "\n"
         )
     paths["csv"] = write_atomic(out / "runs.csv", buf.getvalue())
-    # runs that differ only in seed: mean ± sd per variant (the form every README comparison takes)
-    repeat_html = ""
+    return paths
+
+
+def _repeats(out, runs, rows, ood_cols, repeat_columns, paths) -> str:
+    """repeats.md and its HTML table: mean ± sd per variant of runs that differ only in seed (the form
+    every README comparison takes); '' when no variant has repeats."""
     groups = repeat_groups(runs)
-    if any(len(members) > 1 for _, members in groups):
-        summary_cols = [
-            c for c in ("val_acc", "val_auroc", *ood_cols) if any(r.get(c) is not None for r in rows)
-        ]
-        if repeat_columns:
-            every = list(dict.fromkeys(k for r in rows for k in r))
-            summary_cols = [c for p in repeat_columns for c in every if fnmatch.fnmatchcase(c, p)]
-        rhead, rbody = repeats_table(groups, summary_cols)
-        paths["repeats"] = write_atomic(out / "repeats.md", repeats_markdown(rhead, rbody))
-        repeat_html = (
-            "<h2>Repeats: mean ± sd over seeds</h2><p>Runs whose names differ only in their seed, one row per "
-            'variant (also in repeats.md).</p><table id="repeats"><thead><tr>'
-            + "".join(f"<th>{_breakable(c)}</th>" for c in rhead)
-            + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rbody)
-            + "</tbody></table>"
-        )
+    if not any(len(members) > 1 for _, members in groups):
+        return ""
+    summary_cols = [c for c in ("val_acc", "val_auroc", *ood_cols) if any(r.get(c) is not None for r in rows)]
+    if repeat_columns:
+        every = list(dict.fromkeys(k for r in rows for k in r))
+        summary_cols = [c for p in repeat_columns for c in every if fnmatch.fnmatchcase(c, p)]
+    rhead, rbody = repeats_table(groups, summary_cols)
+    paths["repeats"] = write_atomic(out / "repeats.md", repeats_markdown(rhead, rbody))
+    return (
+        "<h2>Repeats: mean ± sd over seeds</h2><p>Runs whose names differ only in their seed, one row per "
+        'variant (also in repeats.md).</p><table id="repeats"><thead><tr>'
+        + "".join(f"<th>{_breakable(c)}</th>" for c in rhead)
+        + "</tr></thead><tbody>"
+        + "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rbody)
+        + "</tbody></table>"
+    )
+
+
+def _figures(out: Path, runs: list[RunRecord], paths: dict) -> list[tuple[str, str, bytes]]:
+    """(key, title, PNG) of the static figures, each also written as <key>.png."""
     figures: list[tuple[str, str, bytes]] = []
     if runs:
         figures.append(
@@ -329,26 +374,32 @@ def write_dashboard(
         figures.append(("accuracy_vs_params", "Accuracy vs parameters", scatter))
     for key, _, data in figures:
         paths[key] = write_atomic(out / f"{key}.png", data)
+    return figures
 
-    header_notes = {
-        "val_acc": "validation split carved from the run's training data, at the lowest-val-loss epoch",
-        "test_acc": "the run's own test split (see test_data); OOD tests are under other_tests and links",
-        "fit_s": "wall time of cifake fit, seconds",
-    }
+
+HEADER_NOTES = {
+    "val_acc": "validation split carved from the run's training data, at the lowest-val-loss epoch",
+    "test_acc": "the run's own test split (see test_data); OOD tests are under other_tests and links",
+    "fit_s": "wall time of cifake fit, seconds",
+}
+
+
+def _runs_table(runs: list[RunRecord], rows: list[dict], columns: list[str], out: Path) -> tuple[str, str]:
+    """The sortable table's header and body rows (best validation accuracy first), cells titled with
+    the data they were measured on."""
     head = "".join(
-        f'<th title="{html.escape(header_notes.get(c, c))}">{_breakable(c)}<span class="arrow"></span></th>'
+        f'<th title="{html.escape(HEADER_NOTES.get(c, c))}">{_breakable(c)}<span class="arrow"></span></th>'
         for c in [*columns, "links"]
     )
-    ordered = sorted(zip(runs, rows), key=lambda t: -(t[1].get("val_acc") or 0))
     body = []
-    for run, r in ordered:
+    for run, r in sorted(zip(runs, rows), key=lambda t: -(t[1].get("val_acc") or 0)):
         cells = []
         for c in columns:
             v = r.get(c)
             tip = ""
             if c.startswith("val_") and c != "val_loss":
                 tip = f' title="on the validation split of {html.escape(r.get("train_data") or "the training data")}"'
-            elif c.startswith("test_") and c not in ("test_data",):
+            elif c.startswith("test_") and c != "test_data":
                 tip = f' title="on {html.escape(r.get("test_data") or "no test recorded")}"'
             elif ": " in c:
                 tip = f' title="{html.escape(c)}: cifake test of this run on {html.escape(c.split(": ")[0])}"'
@@ -361,13 +412,12 @@ def write_dashboard(
             f'data-data="{html.escape(run.train_data)}" data-tag="{html.escape(", ".join(run.tags))}"'
         )
         body.append(f"<tr {attrs}>{''.join(cells)}</tr>")
-    filters = (
-        _select("model", "model", sorted({r.model for r in runs}))
-        + _select("data", "trained on", sorted({r.train_data for r in runs if r.train_data}))
-        + _select("tag", "tag", sorted({t for r in runs for t in r.tags}))
-        + '<label>text <input class="filter" data-key="text" placeholder="any cell"></label>'
-    )
-    # one chart per training set: runs trained on different data do not share an accuracy axis
+    return head, "".join(body)
+
+
+def _curves(runs: list[RunRecord]) -> tuple[str, str]:
+    """The interactive learning curves (one chart per training set and metric: runs trained on
+    different data do not share an accuracy axis) and the metric chooser's options."""
     facets: dict[str, list[tuple[int, RunRecord]]] = {}
     for i, r in enumerate(runs):
         facets.setdefault(r.train_data, []).append((i, r))
@@ -388,13 +438,11 @@ def write_dashboard(
         for m in CURVE_METRICS
         if any(r.curves.get(m) for r in runs)
     )
-    imgs = "".join(
-        f'<h2>{html.escape(t)}</h2><img alt="{k}" src="data:image/png;base64,{base64.b64encode(d).decode()}">'
-        for k, t, d in figures
-    )
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+    return "".join(curves), options
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 12px; }}
@@ -413,21 +461,19 @@ td:last-child {{ text-align: left; white-space: nowrap; }}
 .swatch {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
 img {{ max-width: 100%; border: 1px solid #eee; }}
 </style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>{len(runs)} runs{(" from " + html.escape(source)) if source else ""}; generated {when}.
+<h1>{title}</h1>
+<p>{intro}
 Validation metrics are taken at the epoch with the lowest validation loss, on the validation split carved
 from each run's training data (<code>train_data</code>); test metrics come from <code>cifake test</code> on a
 checkpoint of the run, on the data named in <code>test_data</code> (hover a cell to see it). Click a column
 header to sort; filters hide runs from the table and the curves alike.</p>
 <div class="filters">{filters} <span id="count"></span></div>
-<table class="sortable" id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
-{repeat_html}
+<table class="sortable" id="runs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{repeats}
 <h2>Learning curves <select id="metric">{options}</select></h2>
 <p style="font-size:12px">Hover a point for its value; click a run in the legend to hide or show it.</p>
-{"".join(curves)}
-{imgs}
-<script>{_SCRIPT}</script>
+{curves}
+{images}
+<script>{script}</script>
 </body></html>
 """
-    paths["html"] = write_atomic(out / "index.html", page)
-    return paths
