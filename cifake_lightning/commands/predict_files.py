@@ -26,7 +26,21 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..errors import CheckpointError, ConfigError
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.image_io import (
+    RESIZE_FILTERS,
+    ImageDecodeError,
+    ImageWarning,
+    decode_image_bytes,
+    read_image_file,
+)
+from ..data.layout import IMAGE_EXTENSIONS
+from ..errors import CheckpointError, ConfigError, check_choice
+from ..evaluate.table import PredictionTable, checkpoint_key
+from ..models.detector import Detector
 from ..utils import check_output_not_input, write_atomic
 
 #: reductions above this factor get a warning in the row
@@ -53,8 +67,6 @@ def has_inputs(args: list[str]) -> bool:
 
 def expand(inputs: list[str]) -> list[tuple[str, Path | None, str]]:
     """(input as given, file or None, reason when None) for every image the inputs name, in order."""
-    from ..data.layout import IMAGE_EXTENSIONS
-
     out: list[tuple[str, Path | None, str]] = []
     for given in inputs:
         p = Path(given).expanduser()
@@ -77,10 +89,6 @@ def expand(inputs: list[str]) -> list[tuple[str, Path | None, str]]:
 
 def _decode(path: Path, size: int, resize: str):
     """(uint8 HxWx3 array or None, (width, height) or None, error, warning)."""
-    from PIL import Image
-
-    from ..data.image_io import ImageDecodeError, ImageWarning, decode_image_bytes, read_image_file
-
     try:  # the file is read once: decoded, and its header asked for the original size
         data = read_image_file(path)
         with warnings.catch_warnings(record=True) as caught:
@@ -103,7 +111,7 @@ def _decode(path: Path, size: int, resize: str):
     return arr, (w, h), "", "; ".join(warn)
 
 
-def main(argv: list[str]) -> None:
+def _args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="cifake predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -122,28 +130,19 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     args = ap.parse_args(argv)
-
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise ConfigError("--threshold", f"must be in (0, 1), got {args.threshold}")
     if args.batch_size < 1:
         raise ConfigError("--batch-size", f"must be >= 1, got {args.batch_size}")
-    from ..data.image_io import RESIZE_FILTERS
+    check_choice("--resize", args.resize, sorted(RESIZE_FILTERS))
+    if not Path(args.ckpt).is_file():
+        raise CheckpointError("checkpoint file not found", args.ckpt)
+    return args
 
-    if args.resize not in RESIZE_FILTERS:
-        raise ConfigError("--resize", f"choose from {sorted(RESIZE_FILTERS)}, got {args.resize!r}")
-    ckpt = Path(args.ckpt)
-    if not ckpt.is_file():
-        raise CheckpointError("checkpoint file not found", ckpt)
 
-    inputs = expand(args.inputs)  # folders and globs are listed once, for this check and for scoring
-    if args.out and args.out != "-":
-        check_output_not_input(args.out, "--out", [ckpt] + [f for _, f, _ in inputs if f])
-    import numpy as np
-    import torch
-
-    from ..evaluate.table import PredictionTable, checkpoint_key
-    from ..models.detector import Detector
-
+def score(inputs: list[tuple[str, Path | None, str]], ckpt: Path, args) -> tuple[PredictionTable, dict]:
+    """The table of the readable inputs (one manifest row per input, in order) and the extra columns
+    (input, width, height, warning, error) of every row."""
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
@@ -184,6 +183,16 @@ def main(argv: list[str]) -> None:
         data="files",
         root=str(Path.cwd()),
     )
+    return table, extra
+
+
+def main(argv: list[str]) -> None:
+    args = _args(argv)
+    ckpt = Path(args.ckpt)
+    inputs = expand(args.inputs)  # folders and globs are listed once, for this check and for scoring
+    if args.out and args.out != "-":
+        check_output_not_input(args.out, "--out", [ckpt] + [f for _, f, _ in inputs if f])
+    table, extra = score(inputs, ckpt, args)
     thr_desc = (
         f"{args.threshold:g} (--threshold)"
         if args.threshold is not None
@@ -209,8 +218,7 @@ def main(argv: list[str]) -> None:
         out = Path(
             args.out or Path("results") / checkpoint_key(ckpt) / f"predict-{h}" / f"predictions.{args.format}"
         )
-        write_atomic(out, text)
-        dest = str(out)
+        dest = str(write_atomic(out, text))
     n_fake = int((table.decision if args.threshold is None else table.prob >= args.threshold).sum())
     print(
         f"cifake: scored {len(table)} of {len(inputs)} inputs ({n_fake} fake, {len(table) - n_fake} real at "
