@@ -14,8 +14,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cifake_lightning.evaluate.table import latest_results
-
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -134,33 +132,6 @@ def fit_run(config: str, name: str, overrides: list[str], workdir: Path, reuse: 
     fit_s = time.perf_counter() - t0
     run = latest_version(workdir / "runs" / name)
     return {"run": run, "best": best_checkpoint(run), "fit_s": fit_s, "epochs": _epochs(run)}
-
-
-def fit_and_test(config: str, name: str, overrides: list[str], workdir: Path) -> dict:
-    """`cifake fit` then `cifake test` on the best checkpoint; returns test metrics and wall time."""
-    f = fit_run(config, name, overrides, workdir)
-    best = f["best"]
-    cifake(
-        "test",
-        "--config",
-        config,
-        "--name",
-        name,
-        "--ckpt_path",
-        str(best),
-        "--trainer.enable_progress_bar",
-        "false",
-        *overrides,
-        cwd=workdir,
-    )
-    res = latest_results(workdir / "results", best)
-    metrics = json.loads((res / "metrics.json").read_text())["metrics"]
-    return {
-        **{k.removeprefix("test/"): v for k, v in metrics.items()},
-        "fit_s": f["fit_s"],
-        "epochs": f["epochs"],
-        "best_ckpt": best.name,
-    }
 
 
 def test_ood(
