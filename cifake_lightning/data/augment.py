@@ -106,15 +106,6 @@ class AugmentConfig:
             )
         )
 
-    @classmethod
-    def none(cls) -> AugmentConfig:
-        return cls(hflip=0.0)
-
-    @classmethod
-    def standard(cls) -> AugmentConfig:
-        """Seed 001's standard augmentations: random blur, crop and scale, colour jitter."""
-        return cls(hflip=0.5, resized_crop=0.5, color_jitter=0.5, blur=0.3)
-
 
 def build_augmentation(cfg: AugmentConfig, size: int = 32) -> nn.Module | None:
     """The kornia pipeline for `cfg`, or None when every step is off."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -213,7 +212,3 @@ def normalise_map(m: torch.Tensor, absolute: bool = True) -> torch.Tensor:
     m = m.abs() if absolute else m.clamp_min(0)
     hi = m.flatten(1).max(1).values[:, None, None]
     return m / hi.clamp_min(1e-12)
-
-
-def upsample_to(m: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
