@@ -367,6 +367,7 @@ def test_an_option_error_found_in_the_data_leaves_no_run_behind(cifake_root, tmp
     assert not list(tmp_path.rglob("version_*")) and not list(tmp_path.rglob("wandb"))
 
 
+@pytest.mark.slow  # ~12 s (a subprocess fit): the default suite stays under 5 minutes on 2 cores
 def test_fit_ends_by_naming_the_best_checkpoint_and_operating_point(cifake_root, tmp_path):
     from helpers.run import QUIET, REPO
 

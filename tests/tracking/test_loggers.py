@@ -99,6 +99,7 @@ def test_wandb_garbage_key_fit_logs_offline_and_exits_0(cifake_root, tmp_path, m
     assert (tmp_path / "runs" / "wb" / "version_0" / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow  # ~14 s (a subprocess fit): the default suite stays under 5 minutes on 2 cores
 def test_wandb_environment_variables_place_the_offline_run(cifake_root, tmp_path):
     """WANDB_PROJECT, WANDB_RUN_GROUP and WANDB_NAME reach the offline run's own log file. A fresh process:
     W&B keeps one service per process, and the variables are read where a run starts."""
