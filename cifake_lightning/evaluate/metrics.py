@@ -18,11 +18,11 @@ import torch
 from torchmetrics.functional.classification import (
     binary_auroc,
     binary_average_precision,
-    binary_calibration_error,
     binary_sensitivity_at_specificity,
 )
 
 from ..data.layout import CIFAR10_CLASSES
+from ..models.calibration import ece
 from .table import PredictionTable
 
 COLUMNS = [
@@ -80,7 +80,7 @@ def group_metrics(t: PredictionTable, ece_bins: int = 15) -> dict[str, float]:
         "n": len(t),
         **_accuracies(t.decision_at(0.5), label),
         **_accuracies(t.decision, label, "@thr"),
-        "ece": float(binary_calibration_error(prob, label, n_bins=ece_bins, norm="l1")),
+        "ece": ece(prob, label, ece_bins),
         "nll": nll(prob, label),
         "mean_conf": float(torch.maximum(prob, 1 - prob).mean()),
         "mean_p_fake": float(prob.mean()),
@@ -157,6 +157,7 @@ def real_bias_by_class(t: PredictionTable) -> list[dict]:
     confidently, the detector calls a real photograph of each class fake (`fpr`: raw P(fake) >= 0.5;
     `fpr@thr`: the validation-chosen decision)."""
     prob, label, cc = t.prob, t.label, t.content_class
+    at_half, decision = t.decision_at(0.5).float(), t.decision.float()
     rows = []
     for c in sorted(v for v in set(cc[label == 0].tolist()) if v >= 0):
         sel = (cc == c) & (label == 0)
@@ -164,8 +165,8 @@ def real_bias_by_class(t: PredictionTable) -> list[dict]:
             {
                 "class": _class_name(c),
                 "n_real": int(sel.sum()),
-                "fpr": float(t.decision_at(0.5)[sel].float().mean()),
-                "fpr@thr": float(t.decision[sel].float().mean()),
+                "fpr": float(at_half[sel].mean()),
+                "fpr@thr": float(decision[sel].mean()),
                 "mean_p_fake": float(prob[sel].mean()),
                 "max_p_fake": float(prob[sel].max()),
             }

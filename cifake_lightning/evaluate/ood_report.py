@@ -15,7 +15,7 @@ import torch
 from markdown_it import MarkdownIt
 
 from ..data.layout import CIFAR10_CLASSES
-from ..models.calibration import ece as calibration_ece
+from ..models.calibration import ece
 from ..utils import write_atomic, write_json
 from .metrics import (
     COLUMNS,
@@ -91,7 +91,6 @@ def report_metrics(
     """Every number of a test report (what report.json holds), from the table alone."""
     names, prob, label, cal = list(table.manifest.source_names), table.prob, table.label, table.calibration
     refs = {"reference_real": reference_real, "reference_fake": reference_fake}
-    ece = lambda p: calibration_ece(p, label, ece_bins)  # noqa: E731
     report: dict = {
         "checkpoint": table.checkpoint,
         "data": table.manifest.describe(),
@@ -100,8 +99,8 @@ def report_metrics(
             **cal.to_dict(),
             "test_nll_raw": nll(table.raw_prob, label),
             "test_nll": nll(prob, label),
-            "test_ece_raw": ece(table.raw_prob),
-            "test_ece": ece(prob),
+            "test_ece_raw": ece(table.raw_prob, label, ece_bins),
+            "test_ece": ece(prob, label, ece_bins),
         },
         "sources": source_table(table, ece_bins, **refs),
         "references": refs,
@@ -112,10 +111,10 @@ def report_metrics(
     if (table.content_class >= 0).any():
         report["per_class"] = per_class_accuracy(table)
         report["real_bias_by_class"] = real_bias_by_class(table)
-    files = table.files
+    files, source = table.files, table.source
     for kind in GALLERIES:
         report[kind] = [
-            {"file": files[int(i)], "source": names[int(table.source[i])], "p_fake": float(prob[i])}
+            {"file": files[int(i)], "source": names[int(source[i])], "p_fake": float(prob[i])}
             for i in most_confident_mistakes(table, kind, gallery_size)
         ]
     if robustness:

@@ -219,30 +219,28 @@ class PredictionTable:
 
         With `extra` ({column: one value per manifest row}), every manifest row is listed, the ones the
         table does not score with empty score columns (`cifake predict FILES` lists unreadable files so)."""
-        m, prob = self.manifest, self.prob.tolist()
+        m, prob = self.manifest, self.prob
         if threshold is None:
             pred, thr = self.decision.tolist(), self.threshold
         else:
-            pred, thr = (self.prob >= threshold).long().tolist(), threshold
+            pred, thr = (prob >= threshold).long().tolist(), threshold
+        # 9 digits: a float32 logit exactly
         scored = {
-            row: {
-                "logit": f"{z:.9g}",
-                "p_fake": f"{p:.6f}",
-                "predicted": "fake" if d else "real",
-                "threshold": f"{thr:.6g}",
-            }
-            for row, z, p, d in zip(self.index.tolist(), self.logit.tolist(), prob, pred)
-        }  # fmt: skip  (9 digits: float32 exactly)
+            row: {"logit": f"{z:.9g}", "p_fake": f"{p:.6f}", "predicted": "fake" if d else "real", "threshold": f"{thr:.6g}"}
+            for row, z, p, d in zip(self.index.tolist(), self.logit.tolist(), prob.tolist(), pred)
+        }  # fmt: skip
         blank = dict.fromkeys(("logit", "p_fake", "predicted", "threshold"), "")
+        names, source = m.source_names, m.source.tolist()  # lists once: no tensor indexing per row
+        cc, labels = m.content_class.tolist(), m.labels.tolist()
         out = []
         for row in range(len(m)) if extra is not None else self.index.tolist():
             out.append(
                 {
                     "index": row,
                     "file": m.files[row],
-                    "source": m.source_names[int(m.source[row])],
-                    "content_class": int(m.content_class[row]),
-                    "label": LABEL_NAMES[int(m.labels[row])],
+                    "source": names[source[row]],
+                    "content_class": cc[row],
+                    "label": LABEL_NAMES[labels[row]],
                     **scored.get(row, blank),
                     **{k: v[row] for k, v in (extra or {}).items()},
                 }
