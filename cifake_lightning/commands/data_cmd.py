@@ -1,7 +1,7 @@
 """`cifake data ...`: make, fetch, check and pre-decode datasets.
 
 cifake data synth --root data/demo            small synthetic set in the CIFAKE layout
-cifake data download [--dataset cifake]       kagglehub / HF download into $CIFAKE_DATA
+cifake data download [--dataset cifake]       kagglehub / HF / GitHub download into $CIFAKE_DATA
 cifake data prepare --root DIR [--archive F]  (safely unpack F, then) build the decode cache
 cifake data verify --root DIR                 counts, bad files, duplicates and train/test leakage
 cifake data classes --root DIR --cifar10 D    check the file-name suffix -> CIFAR-10 class mapping
@@ -30,6 +30,7 @@ def _synth(args) -> None:
 
 def _download(args) -> None:
     from ..data import download as dl
+    from ..data.pubgen import rebuild_pubgen_dev
 
     dest = Path(args.dest) if args.dest else dl.data_home() / args.dataset
     if args.dataset == "cifake":
@@ -38,6 +39,9 @@ def _download(args) -> None:
         path = dl.download_kaggle(dl.KAGGLE_REAL_VS_AI, dest, "one folder per label (RealArt/, AiArtData/)")
     elif args.dataset == "tinyimagenet":
         path = dl.download_kaggle(dl.KAGGLE_TINY_IMAGENET, dest, "tiny-imagenet-200/")
+    elif args.dataset == "pubgen-dev":
+        counts = rebuild_pubgen_dev(dest)
+        path = f"{dest} ({sum(counts.values())} images in {len(counts)} sources, every pixel hash checked)"
     else:
         counts = dl.download_infimagine(dest, args.include or ["IFv1-CC1M", "SDv15R-CC1M"], parts=args.parts)
         path = f"{dest} ({', '.join(f'{k}: {v} files' for k, v in counts.items())})"
@@ -102,7 +106,9 @@ def main(argv: list[str]) -> None:
 
     p = sub.add_parser("download", help="download a dataset (needs internet and, for Kaggle, credentials)")
     p.add_argument(
-        "--dataset", choices=["cifake", "kaggle-real-vs-ai", "tinyimagenet", "infimagine"], default="cifake"
+        "--dataset",
+        choices=["cifake", "kaggle-real-vs-ai", "tinyimagenet", "infimagine", "pubgen-dev"],
+        default="cifake",
     )
     p.add_argument("--dest", default=None, help="target folder (default: $CIFAKE_DATA/<dataset>)")
     p.add_argument(

@@ -12,6 +12,7 @@ from .download import KAGGLE_CIFAKE, data_home, download_kaggle
 from .layout import LABEL_NAMES, cifake_content_class, resolve_kaggle_root
 from .split import DecodedSplit, Source
 from .splits import stratified_split
+from .zoo import ZooGenerator, add_zoo_fakes
 
 CIFAKE_LAYOUT = "train/REAL, train/FAKE, test/REAL and test/FAKE folders of 32x32 JPEGs"
 
@@ -40,6 +41,9 @@ class CIFAKEDataModule(CachedImageDataModule):
             what configs/experiments/loso.yaml uses to leave one source out.
         real_mosaics: add this many (as a share of the training reals) extra real images made of 2x2
             mosaics of training reals reduced by 2 (data/aligned.add_real_mosaics); 0 = off.
+        zoo: small generators of other families (data/zoo.py: vae, gan, pixelcnn) trained on the
+            training reals, each adding its samples to the training split as source zoo/<family>
+            (cached; Community Forensics: variety of training generators), e.g. `[{family: vae}]`.
         train_size: train on a stratified, seeded subset of this many images (an int) or this share
             (a float in (0, 1]) of what is left after carving validation; None = all. For quick runs on a
             laptop or CPU (the benchmarks' genset-v2 subsets); validation and test stay whole. Extra
@@ -57,6 +61,7 @@ class CIFAKEDataModule(CachedImageDataModule):
         aligned_fakes: list[AlignedFakes] | None = None,
         extra_fakes: list[str] | None = None,
         real_mosaics: float = 0.0,
+        zoo: list[ZooGenerator] | None = None,
         train_size: int | float | None = None,
         **kwargs,
     ) -> None:
@@ -74,6 +79,10 @@ class CIFAKEDataModule(CachedImageDataModule):
         if len(set(kinds)) < len(kinds):
             raise ConfigError("data.aligned_fakes", f"each kind at most once, got {kinds}")
         self.extra_fakes = list(extra_fakes or [])
+        self.zoo = list(zoo or [])
+        families = [z.family for z in self.zoo]
+        if len(set(families)) < len(families):
+            raise ConfigError("data.zoo", f"each family at most once, got {families}")
         if isinstance(val_size, float) and not 0.0 <= val_size < 1.0:
             raise ConfigError("data.val_size", f"as a fraction must be in [0, 1), got {val_size}")
         if isinstance(val_size, int) and val_size < 0:
@@ -161,7 +170,7 @@ class CIFAKEDataModule(CachedImageDataModule):
         return out
 
     def _more_fakes(self, train: DecodedSplit) -> DecodedSplit:
-        """Training split + extra fake folders + aligned fakes (options; both off by default)."""
+        """Training split + extra fake folders + aligned fakes + zoo fakes + real mosaics (options, off by default)."""
         from .aligned import add_aligned_fakes, add_real_mosaics, append_fakes
         from .cache import load_or_build
 
@@ -180,6 +189,8 @@ class CIFAKEDataModule(CachedImageDataModule):
             train = append_fakes(train, extra.images, name, files=extra.files, hashes=extra.hashes)
         for aligned in self.aligned_fakes:
             train = add_aligned_fakes(train, aligned, self._cache_dir())
+        for generator in self.zoo:
+            train = add_zoo_fakes(train, generator, self._cache_dir())
         if self.real_mosaics:
             train = add_real_mosaics(train, self.real_mosaics, self.seed, cache_dir=self._cache_dir())
         return train
