@@ -37,7 +37,7 @@ RECIPE = Path(__file__).with_name("pubgen_dev.csv")
 RAW = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 TAR_HINT = (
     "pubgen-dev also ships as a tar (pubgen-dev.tar, e.g. ../shared/datasets/): `tar -xf pubgen-dev.tar -C {parent}` "
-    "puts it at {dest}"
+    "puts it at {parent}/pubgen-dev"
 )
 
 Fetch = Callable[[str, str, str], bytes]
@@ -93,7 +93,7 @@ def rebuild_pubgen_dev(
             f"{dest} already holds files: remove it or pass another --dest (nothing was changed)"
         )
     rows = read_recipe(recipe)
-    hint = TAR_HINT.format(parent=dest.parent, dest=dest)
+    hint = TAR_HINT.format(parent=dest.parent)
     figures: dict[tuple[str, str, str], np.ndarray] = {}
     tiles: dict[tuple[str, str], np.ndarray] = {}
     real_rows = [r for r in rows if r["repo"] == "cifar-10"]
