@@ -314,8 +314,9 @@ def _columns(runs: list[RunRecord], rows: list[dict]) -> tuple[list[str], list[s
     """The table's columns (those some run fills, OOD summaries after the tests, hyper-parameters last)
     and the OOD ones among them."""
     hp_cols = sorted({k for r in rows for k in r if k.startswith("hp.")})
-    ood_cols = sorted({k for run in runs for tag, summary in run.ood.items() for k in (f"{tag}: {m}" for m in summary)},
-                      key=_ood_order)  # fmt: skip
+    # per-source AUROCs stay in runs.json and `--columns`; the page and runs.csv show the summaries
+    ood_cols = sorted({f"{tag}: {m}" for run in runs for tag, summary in run.ood.items() for m in summary
+                       if not m.startswith("AUROC ")}, key=_ood_order)  # fmt: skip
     filled = [c for c in COLUMNS if c in ("run", "model") or any(r.get(c) not in (None, "") for r in rows)]
     tail = ["other_tests"] if "other_tests" in filled else []
     columns = [*(c for c in filled if c != "other_tests"), *ood_cols, *tail, "train_data", "tags", *hp_cols]

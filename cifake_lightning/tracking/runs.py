@@ -188,8 +188,8 @@ def ood_tag(data: dict) -> str:
 
 def ood_summary(report: dict) -> dict:
     """The numbers an OOD test exists for, from its report.json: unseen mean/worst AUROC (against the
-    test reals), the share of unseen fakes detected at the validation threshold, and the FPR at that
-    threshold of every real source."""
+    test reals), the share of unseen fakes detected at the validation threshold, the FPR at that
+    threshold of every real source, and the AUROC of every fake source ("AUROC <source>")."""
     unseen = report.get("unseen") or {}
     if not unseen.get("unseen"):
         return {}
@@ -205,6 +205,9 @@ def ood_summary(report: dict) -> dict:
         out[f"{row['kind']} AUROC"] = row.get("mean_auroc")
     for row in unseen.get("real_fpr") or []:
         out[f"FPR@thr {row['source']}"] = row.get("fpr@thr")
+    for row in report.get("sources") or []:  # per fake source (runs.json and `--columns` only)
+        if row.get("label") == "fake":
+            out[f"AUROC {row['source']}"] = row.get("auroc")
     return out
 
 

@@ -203,9 +203,14 @@ def test_report_page_shows_each_runs_ood_numbers(tmp_path):
         "real_fpr": [{"source": "png/a", "fpr@thr": 0.05}],
         "by_kind": [{"kind": "diffusion", "mean_auroc": 0.57}],
     }
-    (out / "report.json").write_text(json.dumps({"unseen": unseen}))
+    sources = [
+        {"source": "png/a", "label": "real", "auroc": 0.5},
+        {"source": "png/b", "label": "fake", "auroc": 0.42},
+    ]
+    (out / "report.json").write_text(json.dumps({"unseen": unseen, "sources": sources}))
     (rec,) = collect_local([tmp_path / "runs"], tmp_path / "results")
     row = rec.row()
+    assert row["pubgen-dev/png: AUROC png/b"] == 0.42 and "pubgen-dev/png: AUROC png/a" not in row
     assert row["pubgen-dev/png: unseen mean AUROC"] == 0.61
     assert row["pubgen-dev/png: unseen worst AUROC"] == 0.42
     assert row["pubgen-dev/png: FPR@thr png/a"] == 0.05
@@ -214,6 +219,7 @@ def test_report_page_shows_each_runs_ood_numbers(tmp_path):
     page = (tmp_path / "report" / "index.html").read_text().replace("<wbr>", "")  # header names may wrap
     assert ">pubgen-dev/png: unseen mean AUROC<" in page and ">0.6100<" in page and ">12.5%<" in page
     assert ">test_acc<" not in page  # nobody measured it
+    assert "AUROC png/b" not in page  # per-source AUROCs: runs.json and `cifake report --columns` only
 
 
 def test_runs_trained_on_different_data_get_their_own_learning_curves(tmp_path):
