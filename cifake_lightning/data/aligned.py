@@ -216,7 +216,8 @@ def make_fakes(reals: torch.Tensor, cfg: AlignedFakes) -> torch.Tensor:
     return fakes
 
 
-def _key(train: DecodedSplit, chosen: torch.Tensor, cfg: AlignedFakes) -> str:
+def _key(train: DecodedSplit, chosen: torch.Tensor, cfg) -> str:
+    """Cache key of self-made fakes: the options of `cfg` (a dataclass) and the hashes of the rows used."""
     h = hashlib.blake2b(digest_size=10)
     h.update(repr(sorted(asdict(cfg).items())).encode())
     for i in chosen.tolist():

@@ -25,6 +25,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,9 +98,7 @@ def rebuild_pubgen_dev(
     figures: dict[tuple[str, str, str], np.ndarray] = {}
     tiles: dict[tuple[str, str], np.ndarray] = {}
     real_rows = [r for r in rows if r["repo"] == "cifar-10"]
-    for r in rows:
-        if r["repo"] == "cifar-10":
-            continue
+    for r in (r for r in rows if r["repo"] != "cifar-10"):
         key = (r["repo"], r["commit"], r["path"])
         if key not in figures:
             try:
@@ -139,10 +138,7 @@ def rebuild_pubgen_dev(
         work.rename(dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    counts: dict[str, int] = {}
-    for source, _ in tiles:
-        counts[source] = counts.get(source, 0) + 1
-    return counts
+    return dict(Counter(source for source, _ in tiles))
 
 
 def _checked(tile: np.ndarray, row: dict[str, str]) -> np.ndarray:

@@ -25,9 +25,8 @@ only, as source ``zoo/<family>``, with no content class.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -37,7 +36,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ConfigError
-from .aligned import _cached_images, _to_uint8, append_fakes, jpeg_roundtrip
+from .aligned import _cached_images, _key, _to_uint8, append_fakes, jpeg_roundtrip
 from .split import DecodedSplit
 
 log = logging.getLogger(__name__)
@@ -125,6 +124,9 @@ class PixelShuffleGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.body(self.fc(z).view(-1, self.width, 4, 4)))
 
+    def sample(self, n: int, g: torch.Generator) -> torch.Tensor:
+        return self(torch.randn(n, LATENT, generator=g))
+
 
 def _discriminator(width: int) -> nn.Module:
     w = width
@@ -192,8 +194,8 @@ class PixelCNN(nn.Module):
         return x
 
 
-def _train(loss_of, params, reals: torch.Tensor, cfg: ZooGenerator, g: torch.Generator, lr: float) -> None:
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999) if cfg.family == "gan" else (0.9, 0.999))
+def _train(loss_of, params, reals: torch.Tensor, cfg: ZooGenerator, g: torch.Generator) -> None:
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999) if cfg.family == "gan" else (0.9, 0.999))
     for step in range(cfg.steps):
         x = reals[torch.randint(len(reals), (cfg.batch_size,), generator=g)].float().div(255)
         loss = loss_of(x)
@@ -211,12 +213,9 @@ def train_and_sample(reals: torch.Tensor, cfg: ZooGenerator) -> torch.Tensor:
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     with torch.inference_mode(False), torch.enable_grad():
-        if cfg.family == "vae":
-            net = VAE(cfg.width)
-            _train(lambda x: net.loss(x, g), net.parameters(), reals, cfg, g, cfg.lr)
-        elif cfg.family == "pixelcnn":
-            net = PixelCNN(cfg.width)
-            _train(lambda x: net.loss(x, g), net.parameters(), reals, cfg, g, cfg.lr)
+        if cfg.family in ("vae", "pixelcnn"):  # likelihood models: their own loss
+            net = (VAE if cfg.family == "vae" else PixelCNN)(cfg.width)
+            _train(lambda x: net.loss(x, g), net.parameters(), reals, cfg, g)
         else:
             net, disc = PixelShuffleGenerator(cfg.width), _discriminator(cfg.width)
             opt_d = torch.optim.Adam(disc.parameters(), lr=2 * cfg.lr, betas=(0.5, 0.999))  # TTUR
@@ -229,21 +228,12 @@ def train_and_sample(reals: torch.Tensor, cfg: ZooGenerator) -> torch.Tensor:
                 opt_d.step()
                 return -disc(2 * fake - 1).mean()
 
-            _train(loss_of, net.parameters(), reals, cfg, g, cfg.lr)
+            _train(loss_of, net.parameters(), reals, cfg, g)
     net.eval()
     with torch.no_grad():
-        if cfg.family == "gan":
-            fakes = torch.cat(
-                [
-                    net(torch.randn(min(1024, cfg.samples - i), LATENT, generator=g))
-                    for i in range(0, cfg.samples, 1024)
-                ]
-            )
-        else:
-            fakes = torch.cat(
-                [net.sample(min(1024, cfg.samples - i), g) for i in range(0, cfg.samples, 1024)]
-            )
-    fakes = _to_uint8(fakes)
+        fakes = _to_uint8(
+            torch.cat([net.sample(min(1024, cfg.samples - i), g) for i in range(0, cfg.samples, 1024)])
+        )
     return jpeg_roundtrip(fakes, cfg.jpeg_quality) if cfg.jpeg_quality is not None else fakes
 
 
@@ -253,11 +243,8 @@ def add_zoo_fakes(train: DecodedSplit, cfg: ZooGenerator, cache_dir: Path | None
     real = torch.nonzero(train.labels == 0, as_tuple=False).flatten()
     if len(real) == 0:
         raise ConfigError("data.zoo", "the training split holds no real images to train a generator on")
-    h = hashlib.blake2b(digest_size=10)
-    h.update(repr(sorted(asdict(cfg).items())).encode())
-    for i in real.tolist():
-        h.update(train.hashes[i].encode())
-    path = Path(cache_dir) / f"zoo-{cfg.family}-{h.hexdigest()}.pt" if cache_dir is not None else None
+    key = _key(train, real, cfg)
+    path = Path(cache_dir) / f"zoo-{cfg.family}-{key}.pt" if cache_dir is not None else None
 
     def make() -> torch.Tensor:
         log.info(
@@ -275,5 +262,5 @@ def add_zoo_fakes(train: DecodedSplit, cfg: ZooGenerator, cache_dir: Path | None
         fakes,
         name,
         files=[f"{name}/{i}" for i in range(cfg.samples)],
-        hashes=[f"{name}:{h.hexdigest()}:{i}" for i in range(cfg.samples)],
+        hashes=[f"{name}:{key}:{i}" for i in range(cfg.samples)],
     )
