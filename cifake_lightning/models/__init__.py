@@ -16,6 +16,7 @@ from .fusion import ScoreFusion
 from .lightweight import LightweightCNN, LightweightCNN_HOC
 from .normalize import Normalize
 from .registry import create_model, list_models, register_model
+from .self_description import SelfDescriptionDetector
 
 __all__ = [
     "ArtifactResidual",
@@ -33,6 +34,7 @@ __all__ = [
     "LightweightCNN_HOC",
     "Normalize",
     "ScoreFusion",
+    "SelfDescriptionDetector",
     "TimmBackbone",
     "attention_map",
     "create_model",

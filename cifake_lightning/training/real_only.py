@@ -15,7 +15,8 @@ compare / export`), with three differences:
 
 The backbone must provide `loss(x)` (or `loss(x, content_class)` when it sets `needs_content_class`),
 `selected_features(x)` and `fit_reference(features)`, and its forward is the score (higher = more likely
-fake): `models.coding.CodingCostDetector` (coding cost), `models.content.ContentEnergyDetector` (content).
+fake): `models.coding.CodingCostDetector` (coding cost), `models.content.ContentEnergyDetector` (content),
+`models.self_description.SelfDescriptionDetector` (FSD-style residual self-descriptions).
 """
 
 from __future__ import annotations

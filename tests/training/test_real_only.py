@@ -14,7 +14,12 @@ from torchmetrics.functional.classification import binary_auroc
 
 from cifake_lightning.console import main
 from cifake_lightning.errors import ConfigError
-from cifake_lightning.models import BirdLotfiCNN, CodingCostDetector, ContentEnergyDetector
+from cifake_lightning.models import (
+    BirdLotfiCNN,
+    CodingCostDetector,
+    ContentEnergyDetector,
+    SelfDescriptionDetector,
+)
 from cifake_lightning.models.coding import discretized_logistic_logp, expected_logp
 from cifake_lightning.models.detector import Detector
 from cifake_lightning.training import RealOnlyDetector
@@ -182,3 +187,43 @@ def test_a_content_model_scores_test_data_without_content_classes():
     with torch.no_grad():
         logits = m._eval_step(batch, "test")
     assert logits.shape == (6,) and torch.isfinite(logits).all()
+
+
+def test_self_descriptions_respect_their_constraints():
+    """models.self_description: every filter predicts its centre from its support (taps sum to 1, centre
+    0), and every image's description weights sum to one per residual channel (the KKT constraint)."""
+    model = SelfDescriptionDetector(filter_size=5, patch=3, scales=2, components=1)
+    with torch.no_grad():
+        model.residual.weight.normal_()
+    w = model.residual.filters()
+    assert torch.allclose(w.sum((1, 2, 3)), torch.ones(4), atol=1e-5)
+    assert (w[:, :, 2, 2] == 0).all() and (w[model.residual.mask == 0] == 0).all()
+    psi = model.selected_features(_smooth_images(3, seed=0))
+    assert psi.shape == (3, 36)  # 4 channels x 8 neighbours, then 4 log energies
+    assert torch.allclose(psi[:, :32].view(3, 4, 8).sum(2), torch.ones(3, 4), atol=1e-4)
+    with pytest.raises(ConfigError, match="model.backbone.patch"):
+        SelfDescriptionDetector(patch=4)
+
+
+def test_self_descriptions_of_reals_score_them_lower_than_noised_or_smoothed_images():
+    torch.manual_seed(0)
+    model = SelfDescriptionDetector(components=2)
+    train = _smooth_images(768, seed=1)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    first = float(model.loss(train).detach())
+    for _ in range(40):
+        loss = model.loss(train[torch.randint(0, 768, (128,))])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(model.loss(train).detach()) < first  # the filters learned to predict real pixels
+    with torch.no_grad():
+        model.fit_reference(model.selected_features(train))
+        held_out = _smooth_images(128, seed=3)
+        noised = (held_out + 0.04 * torch.randn_like(held_out)).clamp(0, 1)
+        smoothed = F.avg_pool2d(F.pad(held_out, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        real_score = model(held_out)
+        y = torch.cat([torch.zeros(128), torch.ones(128)]).long()
+        for other in (noised, smoothed):
+            assert binary_auroc(torch.cat([real_score, model(other)]), y) > 0.9
+    assert 0.0 < float((real_score > 0).float().mean()) < 0.25
