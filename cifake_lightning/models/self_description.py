@@ -92,9 +92,8 @@ def describe(residuals: torch.Tensor, size: int, scales: int, ridge: float) -> t
     y = torch.cat(ys, 1).double()  # (B, N)
     n_feat = x.shape[1]
     gram = x @ x.transpose(1, 2)
-    gram = gram + ridge * gram.diagonal(dim1=1, dim2=2).mean(1).view(b, 1, 1) * torch.eye(
-        n_feat, dtype=gram.dtype, device=gram.device
-    )
+    scale = ridge * gram.diagonal(dim1=1, dim2=2).mean(1) + 1e-6  # the floor: a flat image has no residual
+    gram = gram + scale.view(b, 1, 1) * torch.eye(n_feat, dtype=gram.dtype, device=gram.device)
     rhs = (x @ y.unsqueeze(2)).squeeze(2)
     groups = torch.zeros(k, n_feat, dtype=gram.dtype, device=gram.device)  # each channel's weights sum to 1
     per = n_feat // k
@@ -206,8 +205,14 @@ class SelfDescriptionDetector(nn.Module):
     @torch.no_grad()
     def fit_reference(self, feats: torch.Tensor) -> None:
         """Fit the mixture to train reals' descriptions; put their 95th-percentile NLL at 0."""
-        if feats.shape[0] < 4 * feats.shape[1] or not torch.isfinite(feats).all():
-            raise ValueError(f"need >= {4 * feats.shape[1]} finite reference rows, got {feats.shape[0]}")
+        if feats.shape[0] < 4 * feats.shape[1]:
+            raise ConfigError(
+                "model.reference_size",
+                f"the mixture of {feats.shape[1]}-d descriptions needs >= {4 * feats.shape[1]} train reals, "
+                f"got {feats.shape[0]}",
+            )
+        if not torch.isfinite(feats).all():
+            raise ValueError("non-finite self-descriptions of train reals")
         self.mixture.fit(feats.to(self.mixture.mean.device))
         own = self.mixture.nll(feats.float().to(self.mixture.mean.device))
         self.ref_offset.fill_(float(torch.quantile(own, 0.95)))

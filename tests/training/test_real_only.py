@@ -201,8 +201,13 @@ def test_self_descriptions_respect_their_constraints():
     psi = model.selected_features(_smooth_images(3, seed=0))
     assert psi.shape == (3, 36)  # 4 channels x 8 neighbours, then 4 log energies
     assert torch.allclose(psi[:, :32].view(3, 4, 8).sum(2), torch.ones(3, 4), atol=1e-4)
+    flat = torch.zeros(2, 3, 32, 32)
+    flat[1] = 0.5
+    assert torch.isfinite(model.selected_features(flat)).all()  # no residual at all: still a description
     with pytest.raises(ConfigError, match="model.backbone.patch"):
         SelfDescriptionDetector(patch=4)
+    with pytest.raises(ConfigError, match="model.reference_size"):
+        model.fit_reference(torch.randn(100, 36))
 
 
 def test_self_descriptions_of_reals_score_them_lower_than_noised_or_smoothed_images():
