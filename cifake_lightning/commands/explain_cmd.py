@@ -20,13 +20,16 @@ from ..errors import CifakeError, ConfigError, DataError, ImageDecodeError
 
 
 def _parser():
-    from jsonargparse import ArgumentParser
+    from jsonargparse import ActionConfigFile, ArgumentParser
     from lightning import LightningDataModule
 
     from ..explain.report import ExplainSettings
     from ..help import raw_help
 
     p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=raw_help())
+    p.add_argument(
+        "--config", action=ActionConfigFile, help="options from a YAML file (e.g. configs/explain/*.yaml)"
+    )
     p.add_argument("--ckpt", type=str, required=True, help="checkpoint written by `cifake fit`")
     p.add_argument(
         "--images",
@@ -147,7 +150,7 @@ def main(argv: list[str]) -> None:
         if cfg.out
         else Path("results") / "explain" / run / f"{ckpt.stem}-{file_digest(ckpt)[:8]}"
     )
-    paths = write_outputs(ex, out, settings, title=f"{run} on {source}")
+    paths = write_outputs(ex, out, settings, title=f"{run} on {source}", ckpt=str(ckpt.resolve()))
     summ = ex.summary()
     for group in ("real", "fake"):
         if group in summ:

@@ -41,6 +41,11 @@ def main(argv: list[str]) -> None:
         help="after each run, `cifake test --ckpt BEST --config CONFIG` (repeat; e.g. configs/test/pubgen_dev_png.yaml); "
         "then `cifake report SAVE_DIR/<sweep>` shows every run's OOD numbers and their mean ± sd over seeds",
     )  # fmt: skip
+    p.add_argument(
+        "--explain", action="append", default=[], metavar="CONFIG",
+        help="after the tests, `cifake explain --ckpt BEST --config CONFIG` (repeat; e.g. configs/explain/isitcap.yaml); "
+        "`cifake report` reads each summary as `explain: <group> <statistic>` columns",
+    )  # fmt: skip
     p = sub.add_parser("list", help="print the runs and commands")
     p.add_argument("file")
     p = sub.add_parser("check", help="validate sweep files with W&B's schema")
@@ -78,6 +83,7 @@ def main(argv: list[str]) -> None:
         save_dir=args.save_dir,
         resume=args.resume,
         tests=args.test,
+        explains=args.explain,
     )
     records = sweep.run()
     ok = sum(r["returncode"] == 0 for r in records)

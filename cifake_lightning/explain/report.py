@@ -181,14 +181,18 @@ def grid_selection(labels: torch.Tensor, k: int = GRID_MAX) -> torch.Tensor:
     return torch.cat(take).sort().values
 
 
-def write_outputs(ex: Explanation, out: Path, settings: ExplainSettings, title: str = "") -> dict[str, Path]:
-    """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths."""
+def write_outputs(
+    ex: Explanation, out: Path, settings: ExplainSettings, title: str = "", ckpt: str | None = None
+) -> dict[str, Path]:
+    """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths.
+    `ckpt` (the explained checkpoint, absolute) goes into summary.json, so `cifake report` finds its run."""
     from .render import band_curve_png, render_grid, save_png
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"scores": write_json(out / "scores.json", ex.records())}
     summary = ex.summary()
-    paths["summary"] = write_json(out / "summary.json", {"settings": settings.__dict__, **summary})
+    head = {"settings": settings.__dict__, **({"ckpt": ckpt} if ckpt else {})}
+    paths["summary"] = write_json(out / "summary.json", {**head, **summary})
     shown = grid_selection(ex.labels, GRID_MAX)
     n = ex.images.shape[0]
     maps = {

@@ -153,6 +153,8 @@ class LocalSweep:
     tests: `cifake test` configs (data + report options, e.g. configs/test/pubgen_dev_png.yaml) run on
         each finished run's best checkpoint, results under results/ as `cifake test` writes them, so
         `cifake report SAVE_DIR/<sweep>` has every run's OOD numbers (and repeats.md over seeds).
+    explains: `cifake explain` configs (e.g. configs/explain/isitcap.yaml) run on the same checkpoint
+        after the tests; `cifake report` reads their summaries as `explain: ...` columns.
     """
 
     def __init__(
@@ -166,6 +168,7 @@ class LocalSweep:
         resume: bool = False,
         quiet: bool = True,
         tests: list[str] | None = None,
+        explains: list[str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.cfg = load_sweep(path)
@@ -173,9 +176,13 @@ class LocalSweep:
         self.workers, self.count, self.extra = max(1, workers), count, list(extra or [])
         self.gpus, self.save_dir, self.resume, self.quiet = gpus or [], Path(save_dir), resume, quiet
         self.tests = [_find(t, self.path, Path.cwd()) for t in tests or []]
-        for t in self.tests:
-            if not Path(t).is_file():
-                raise ConfigError("--test", f"{t} not found (from here, beside the sweep file or above it)")
+        self.explains = [_find(t, self.path, Path.cwd()) for t in explains or []]
+        for option, files in (("--test", self.tests), ("--explain", self.explains)):
+            for t in files:
+                if not Path(t).is_file():
+                    raise ConfigError(option, f"{t} not found (from here, beside the sweep file or above it)")
+        #: what runs on each finished run's checkpoint: (command, config)
+        self.followups = [("test", t) for t in self.tests] + [("explain", e) for e in self.explains]
         self.sweep_dir = self.save_dir / self.name
         self.manifest_path = self.sweep_dir / "manifest.json"
         self.records: list[dict] = []
@@ -198,8 +205,14 @@ class LocalSweep:
             ) from None
         then = {"config": manifest.get("config"), "extra": manifest.get("extra", [])}
         now = json.loads(json.dumps({"config": self.cfg, "extra": self.extra}, default=str))
-        if manifest.get("tests", []) != self.tests:  # other tests: rerun them on the finished runs
-            records = [{**r, "returncode": None} if r.get("tests") != self.tests else r for r in records]
+        if manifest.get("tests", []) != self.tests or manifest.get("explains", []) != self.explains:
+            # other tests or explanations: rerun them on the finished runs
+            records = [
+                {**r, "returncode": None}
+                if (r.get("tests"), r.get("explains", [])) != (self.tests, self.explains)
+                else r
+                for r in records
+            ]
         if then != now:
             why = "the sweep file changed" if then["config"] != now["config"] else ""
             if then["extra"] != now["extra"]:
@@ -219,6 +232,7 @@ class LocalSweep:
                 "config": self.cfg,
                 "extra": self.extra,
                 "tests": self.tests,
+                "explains": self.explains,
                 "runs": self.records,
             },  # fmt: skip
         )
@@ -258,15 +272,25 @@ class LocalSweep:
                 if rc == 0
                 else None
             )
-            for test in self.tests if ckpt else []:
-                test_cmd = [sys.executable, "-m", "cifake_lightning", "test", "--ckpt", str(ckpt), "--config",
-                            test, "--trainer.enable_progress_bar=false", "--data.progress=false"]  # fmt: skip
-                log.write(f"\n$ {describe(test_cmd)}\n")
+            for command, config in self.followups if ckpt else []:
+                follow = [
+                    sys.executable,
+                    "-m",
+                    "cifake_lightning",
+                    command,
+                    "--ckpt",
+                    str(ckpt),
+                    "--config",
+                    config,
+                ]
+                if command == "test":
+                    follow += ["--trainer.enable_progress_bar=false", "--data.progress=false"]
+                log.write(f"\n$ {describe(follow)}\n")
                 log.flush()
                 trc = subprocess.run(
-                    test_cmd, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                    follow, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
                 ).returncode
-                tests.append({"config": test, "returncode": trc})
+                tests.append({"command": command, "config": config, "returncode": trc})
         rec = {
             "name": run_name,
             "params": params,
@@ -276,12 +300,13 @@ class LocalSweep:
             "log": str(log_path),
             "metric": final_metric(self.sweep_dir, run_name, self.metric),
         }
-        if self.tests:
+        if self.followups:
             rec["tests"] = self.tests if rc == 0 else []
-            failed_tests = [t["config"] for t in tests if t["returncode"] != 0]
-            if rc == 0 and failed_tests:  # a run whose tests failed is not finished: --resume reruns it
+            rec["explains"] = self.explains if rc == 0 else []
+            failed = [f"cifake {t['command']} {t['config']}" for t in tests if t["returncode"] != 0]
+            if rc == 0 and failed:  # a run whose tests failed is not finished: --resume reruns it
                 rc = rec["returncode"] = 1
-                rec["error"] = f"cifake test failed for {', '.join(failed_tests)}: {last_line(log_path)}"
+                rec["error"] = f"failed: {', '.join(failed)}: {last_line(log_path)}"
         if rc != 0 and "error" not in rec:
             rec["error"] = last_line(log_path)
         with self._lock:

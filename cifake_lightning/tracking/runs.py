@@ -41,6 +41,7 @@ class RunRecord:
     train_data: str = ""  # what the run was trained on: "<data module> <root folder name>"
     links: dict[str, str] = field(default_factory=dict)  # label -> path of test reports, explanation maps
     ood: dict[str, dict] = field(default_factory=dict)  # OOD test tag -> its summary (see ood_summary)
+    explain: dict[str, float] = field(default_factory=dict)  # `cifake explain` summary (see explain_summary)
     variant: str = ""  # hash of the config without its seed: runs that differ only in seed share it
 
     def row(self) -> dict:
@@ -59,6 +60,7 @@ class RunRecord:
         r["test_data"] = self.test_data
         for tag, summary in self.ood.items():
             r.update({f"{tag}: {k}": v for k, v in summary.items()})
+        r.update({f"explain: {k}": v for k, v in self.explain.items()})
         r["other_tests"] = "; ".join(self.other_tests)
         r["train_data"] = self.train_data
         r["tags"] = ", ".join(self.tags)
@@ -118,6 +120,33 @@ def _tests_by_run(results_dirs: list[Path]) -> dict[str, list[dict]]:
             data["_folder"] = str(m.parent)
             ckpt = Path(ckpt) if Path(ckpt).is_absolute() else results_dir.resolve().parent / ckpt
             out.setdefault(str(ckpt.resolve().parent.parent), []).append(data)
+    return out
+
+
+def _explains_by_run(results_dirs: list[Path]) -> dict[str, dict]:
+    """The newest `cifake explain` summary.json of each run folder (found by the checkpoint it names)."""
+    out: dict[str, dict] = {}
+    found = [m for d in results_dirs for m in d.glob("**/summary.json")]
+    for m in sorted(found, key=lambda p: p.stat().st_mtime):
+        try:
+            data = json.loads(m.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("ckpt"):
+            out[str(Path(data["ckpt"]).resolve().parent.parent)] = explain_summary(data)
+    return out
+
+
+def explain_summary(summary: dict) -> dict[str, float]:
+    """summary.json of `cifake explain` -> flat columns "<group> <statistic>" (group: real, fake, all;
+    e.g. "fake integrated_gradients/centre_fraction", "all band_drop/ring 0")."""
+    out: dict[str, float] = {}
+    for group in ("real", "fake", "all"):
+        for k, v in (summary.get(group) or {}).items():
+            if isinstance(v, dict):
+                out.update({f"{group} {k}/{band}": float(x) for band, x in v.items()})
+            elif k != "n" and isinstance(v, int | float):
+                out[f"{group} {k}"] = float(v)
     return out
 
 
@@ -253,6 +282,7 @@ def collect_local(
     the `cifake test` results found under `results_dirs` attached."""
     dirs = results_dirs if isinstance(results_dirs, list) else [results_dirs]
     tests = _tests_by_run([Path(d) for d in dirs])
+    explains = _explains_by_run([Path(d) for d in dirs])
     runs = []
     for base in map(Path, save_dirs):
         for metrics in sorted(base.glob("**/version_*/metrics.csv")):
@@ -260,7 +290,7 @@ def collect_local(
             if not (d / "config.yaml").is_file() or not (d / "checkpoints").is_dir():
                 continue  # test/validate runs have no checkpoints
             try:
-                runs.append(_local_run(d, tests))
+                runs.append(_local_run(d, tests, explains))
             except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as e:
                 # one damaged run (a truncated run_info_fit.json, a hand-edited config.yaml) must not
                 # take the whole comparison down: skip it and say which and why
@@ -269,7 +299,7 @@ def collect_local(
     return runs
 
 
-def _local_run(d: Path, tests: dict[str, list[dict]]) -> RunRecord:
+def _local_run(d: Path, tests: dict[str, list[dict]], explains: dict[str, dict]) -> RunRecord:
     """The RunRecord of one version folder (raises on unreadable files; collect_local skips those)."""
     config = yaml.safe_load((d / "config.yaml").read_text()) or {}
     if not isinstance(config, dict):
@@ -310,6 +340,7 @@ def _local_run(d: Path, tests: dict[str, list[dict]]) -> RunRecord:
         train_data=f"{str(data_cfg.get('class_path', '')).rsplit('.', 1)[-1]} {Path(str(root)).name}".strip(),
         links=links,
         ood=_ood_tests(run_tests),
+        explain=explains.get(str(d.resolve()), {}),
         variant=variant_key(config),
     )
 

@@ -271,8 +271,9 @@ def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_sd(tmp_path):
 
 @pytest.mark.slow
 def test_a_research_sweep_tests_every_run_and_reports_mean_and_sd(cifake_root, tmp_path, monkeypatch, capsys):
-    """One runner for research (issue 25): `sweep local --test CONFIG` tests each run's best checkpoint,
-    and `cifake report` of the sweep summarises the OOD numbers over seeds (repeats.md)."""
+    """One runner for research (issue 25): `sweep local --test CONFIG --explain CONFIG` tests and explains
+    each run's best checkpoint, and `cifake report` of the sweep summarises the OOD numbers and the
+    explanation statistics over seeds (repeats.md)."""
     from cifake_lightning.console import main
 
     monkeypatch.chdir(tmp_path)
@@ -305,12 +306,26 @@ def test_a_research_sweep_tests_every_run_and_reports_mean_and_sd(cifake_root, t
     )
     extra = [f"--data.root={cifake_root}", "--data.val_size=60", "--trainer.max_epochs=1",
              "--trainer.limit_train_batches=3", *QUIET, "--trainer.callbacks=[]"]  # fmt: skip
-    main(["sweep", "local", str(sweep), "--workers", "2", "--test", str(test_cfg), "--", *extra])
+    explain_cfg = tmp_path / "explain.yaml"
+    explain_cfg.write_text(
+        yaml.safe_dump({"n": 8, "explain": {"methods": ["integrated_gradients"], "ig_steps": 4}})
+    )
+    main(["sweep", "local", str(sweep), "--workers", "2", "--test", str(test_cfg),
+          "--explain", str(explain_cfg), "--", *extra])  # fmt: skip
     manifest = json.loads((tmp_path / "runs" / "seeds" / "manifest.json").read_text())
     assert all(r["returncode"] == 0 and r["tests"] == [str(test_cfg)] for r in manifest["runs"])
+    assert all(r["explains"] == [str(explain_cfg)] for r in manifest["runs"])
     assert len(list((tmp_path / "results").rglob("report.json"))) == 2  # one OOD test per run
+    assert len(list((tmp_path / "results" / "explain").rglob("summary.json"))) == 2  # one explanation per run
     main(["report", "runs/seeds", "--out", "report"])
     repeats = (tmp_path / "report" / "repeats.md").read_text()
     assert "| seeds | 2 | 0,1 |" in repeats and "unseen mean AUROC" in repeats
     row = repeats.splitlines()[2]
     assert row.count(" ± ") >= 3  # validation and OOD columns as mean ± sd over the two seeds
+    main(["report", "runs/seeds", "--out", "report2", "--columns", "explain: * integrated_gradients/entropy"])
+    head, _, row = (tmp_path / "report2" / "repeats.md").read_text().splitlines()[:3]
+    assert (
+        "explain: real integrated_gradients/entropy" in head
+        and "explain: fake integrated_gradients/entropy" in head
+    )
+    assert row.count(" ± ") == 3  # real, fake and all: mean ± sd of the two runs' explanations

@@ -108,3 +108,37 @@ def test_report_skips_one_damaged_run_and_names_it(finished_run, tmp_path, caplo
     assert [r.name for r in runs] == ["A/version_0"]
     for name in ("B", "C"):
         assert any(f"runs/{name}/version_0" in m for m in caplog.messages), caplog.messages
+
+
+def test_a_runs_explanation_summary_becomes_explain_columns(tmp_path):
+    """`cifake explain` writes summary.json naming its checkpoint; the report attaches the newest one to
+    that checkpoint's run as flat `explain: <group> <statistic>` columns (issue 25: isitcap as a sweep)."""
+    import json
+
+    import yaml
+
+    def run(name):
+        d = tmp_path / "runs" / name / "version_0"
+        (d / "checkpoints").mkdir(parents=True)
+        (d / "metrics.csv").write_text("epoch,step,val/acc,val/loss\n0,1,0.7,0.6\n")
+        (d / "config.yaml").write_text(yaml.safe_dump({"model": {"class_path": "x.ImageClassifier"}}))
+        return d
+
+    a = run("a")
+    run("b")  # a run without an explanation
+    results = tmp_path / "results" / "explain"
+    for i, (entropy, ckpt) in enumerate([(0.5, a), (0.7, a), (0.9, None)]):  # older, newer, no checkpoint
+        out = results / f"e{i}"
+        out.mkdir(parents=True)
+        summary = {"settings": {}, "n": 4, "real": {"n": 2, "integrated_gradients/entropy": entropy},
+                   "fake": {"n": 2, "band_drop": {"ring 0": 0.25}}}  # fmt: skip
+        if ckpt:
+            summary["ckpt"] = str(ckpt / "checkpoints" / "best.ckpt")
+        (out / "summary.json").write_text(json.dumps(summary))
+        time.sleep(0.02)  # distinct modification times: the newest summary wins
+    runs = {r.name: r for r in collect_local([tmp_path / "runs"], tmp_path / "results")}
+    row = runs["a/version_0"].row()
+    assert row["explain: real integrated_gradients/entropy"] == 0.7
+    assert row["explain: fake band_drop/ring 0"] == 0.25
+    assert "explain: real n" not in row
+    assert not any(k.startswith("explain: ") for k in runs["b/version_0"].row())
