@@ -10,7 +10,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -103,37 +102,6 @@ def best_checkpoint(run: Path) -> Path:
     return (sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"])[-1]
 
 
-def fit_run(config: str, name: str, overrides: list[str], workdir: Path, reuse: bool = True) -> dict:
-    """`cifake fit`; returns the run folder, its best checkpoint, wall time and epochs trained. With
-    `reuse`, a finished run of that name in `workdir` (one with run_info_fit.json) is not trained again, so
-    an interrupted benchmark resumes (its fit_s is then the recorded one)."""
-    runs = workdir / "runs" / name
-    if reuse and runs.is_dir():
-        done = [v for v in runs.glob("version_*") if (v / "run_info_fit.json").is_file()]
-        if done:
-            run = latest_version(runs)
-            info = json.loads((run / "run_info_fit.json").read_text())
-            fit_s = float(info.get("fit_seconds") or math.nan)
-            return {"run": run, "best": best_checkpoint(run), "fit_s": fit_s, "epochs": _epochs(run)}
-    t0 = time.perf_counter()
-    cifake(
-        "fit",
-        "--config",
-        config,
-        "--name",
-        name,
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        *overrides,
-        cwd=workdir,
-    )
-    fit_s = time.perf_counter() - t0
-    run = latest_version(workdir / "runs" / name)
-    return {"run": run, "best": best_checkpoint(run), "fit_s": fit_s, "epochs": _epochs(run)}
-
-
 def test_ood(
     ckpt: Path,
     name: str,
@@ -218,10 +186,3 @@ def mean_sd(vals: list[float], digits: int = 3) -> str:
         return "n/a"
     sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
     return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f}"
-
-
-def _epochs(run: Path) -> int:
-    import csv
-
-    with open(run / "metrics.csv") as f:
-        return 1 + max(int(r["epoch"]) for r in csv.DictReader(f) if r.get("epoch"))

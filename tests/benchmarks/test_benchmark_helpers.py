@@ -1,13 +1,12 @@
-"""The helpers the benchmark scripts share: one flat row per test report, mean ± sd, resuming a fit,
-the bootstrap difference of the centre-vs-border benchmark."""
+"""The helpers the benchmark scripts share: one flat row per test report, mean ± sd, the bootstrap
+difference of the centre-vs-border benchmark."""
 
 import json
 import math
 
 import pytest
 
-from benchmarks import _common
-from benchmarks._common import fit_run, mean_sd, ood_row
+from benchmarks._common import mean_sd, ood_row
 from benchmarks.centre_border import boot_diff
 
 
@@ -50,21 +49,6 @@ def test_mean_sd():
     assert mean_sd([0.25]) == "0.250 ± 0.000"
     assert mean_sd([math.nan, 1.0, 3.0], 1) == "2.0 ± 1.4"
     assert mean_sd([]) == "n/a" and mean_sd([math.nan]) == "n/a"
-
-
-def test_fit_run_reuses_a_finished_run_and_refits_an_unfinished_one(tmp_path, monkeypatch):
-    run = tmp_path / "runs" / "r" / "version_0"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "best-epoch01.ckpt").write_bytes(b"x")
-    (run / "metrics.csv").write_text("epoch,val/loss\n0,1.0\n1,0.5\n")
-    calls = []
-    monkeypatch.setattr(_common, "cifake", lambda *a, **k: calls.append(a))
-    fit_run("c.yaml", "r", [], tmp_path)  # no run_info_fit.json: not finished, so it is trained (again)
-    assert len(calls) == 1 and calls[0][0] == "fit"
-    (run / "run_info_fit.json").write_text(json.dumps({"fit_seconds": 12.5}))
-    calls.clear()
-    f = fit_run("c.yaml", "r", [], tmp_path)
-    assert not calls and f["best"].name == "best-epoch01.ckpt" and f["epochs"] == 2 and f["fit_s"] == 12.5
 
 
 def test_boot_diff_finds_a_planted_difference_and_not_a_missing_one():
