@@ -174,7 +174,9 @@ def _svg_curves(runs: list[tuple[int, RunRecord]], metric: str, sid: str) -> str
         v = y0 + (y1 - y0) * k / 4
         parts.append(f'<text x="{m - 4}" y="{py(v) + 4:.1f}" font-size="10" text-anchor="end">{v:.3g}</text>')
     for e in sorted(set(xs)):
-        parts.append(f'<text x="{px(e):.1f}" y="{h - m + 14}" font-size="10" text-anchor="middle">{e}</text>')
+        parts.append(
+            f'<text x="{px(e):.1f}" y="{h - m + 14}" font-size="10" text-anchor="middle">{e + 1}</text>'
+        )  # 1-based, as the static figure
     parts.append(f'<text x="{w / 2}" y="{h - 8}" font-size="11" text-anchor="middle">epoch</text>')
     parts.append(f'<text x="12" y="{m - 12}" font-size="11">{html.escape(metric)}</text>')
     for i, r, c in series:
@@ -188,7 +190,7 @@ def _svg_curves(runs: list[tuple[int, RunRecord]], metric: str, sid: str) -> str
             if math.isfinite(v):
                 parts.append(
                     f'<circle cx="{px(e):.1f}" cy="{py(v):.1f}" r="3" fill="{col}">'
-                    f"<title>{name}, epoch {e}: {html.escape(metric)} = {v:.4f}</title></circle>"
+                    f"<title>{name}, epoch {e + 1}: {html.escape(metric)} = {v:.4f}</title></circle>"
                 )
         parts.append("</g>")
     parts.append("</svg>")
