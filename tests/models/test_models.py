@@ -22,12 +22,13 @@ from cifake_lightning.models.frequency import block_dct2, block_idct2, radial_fr
 from cifake_lightning.training import ImageClassifier
 
 #: every fit config; not the parts (data, trainer, model), the research sweeps and their partial variant
-#: configs (experiments/), the test configs (test/), nor fusion.yaml, which fuses trained checkpoints and
+#: configs (experiments/), the test and explain configs (test/, explain/), nor fusion.yaml, which fuses trained checkpoints and
 #: trains nothing (tests/training/test_fusion.py fits it)
 MODEL_CONFIGS = sorted(
     rel
     for rel in ((p.relative_to(REPO / "configs")).as_posix() for p in (REPO / "configs").rglob("*.yaml"))
-    if rel.split("/")[0] not in ("data", "trainer", "model", "experiments", "test") and rel != "fusion.yaml"
+    if rel.split("/")[0] not in ("data", "trainer", "model", "experiments", "test", "explain")
+    and rel != "fusion.yaml"
 )
 #: the timm experiments (one line apart, collapsed into resnet18.yaml): each as `--model.backbone NAME`
 TIMM_VARIANTS = ["resnet50", "vgg11_bn", "vgg16_bn", "vit_tiny", "vit_small"]
