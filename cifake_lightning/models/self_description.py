@@ -94,21 +94,13 @@ def describe(residuals: torch.Tensor, size: int, scales: int, ridge: float) -> t
     gram = x @ x.transpose(1, 2)
     scale = ridge * gram.diagonal(dim1=1, dim2=2).mean(1) + 1e-6  # the floor: a flat image has no residual
     gram = gram + scale.view(b, 1, 1) * torch.eye(n_feat, dtype=gram.dtype, device=gram.device)
-    rhs = (x @ y.unsqueeze(2)).squeeze(2)
-    groups = torch.zeros(k, n_feat, dtype=gram.dtype, device=gram.device)  # each channel's weights sum to 1
-    per = n_feat // k
-    for i in range(k):
-        groups[i, i * per : (i + 1) * per] = 1
-    lhs = torch.cat(
-        [
-            torch.cat([gram, groups.T.expand(b, -1, -1)], 2),
-            torch.cat(
-                [groups.expand(b, -1, -1), torch.zeros(b, k, k, dtype=gram.dtype, device=gram.device)], 2
-            ),
-        ],
-        1,
-    )
-    rhs = torch.cat([rhs, torch.ones(b, k, dtype=rhs.dtype, device=rhs.device)], 1)
+    # KKT system [[G, A^T], [A, 0]] [psi; lambda] = [X y; 1], A: each channel's weights sum to one
+    groups = torch.eye(k, dtype=gram.dtype, device=gram.device).repeat_interleave(n_feat // k, dim=1)
+    lhs = gram.new_zeros(b, n_feat + k, n_feat + k)
+    lhs[:, :n_feat, :n_feat] = gram
+    lhs[:, :n_feat, n_feat:] = groups.T
+    lhs[:, n_feat:, :n_feat] = groups
+    rhs = torch.cat([(x @ y.unsqueeze(2)).squeeze(2), y.new_ones(b, k)], 1)
     return torch.linalg.solve(lhs, rhs)[:, :n_feat].float()
 
 

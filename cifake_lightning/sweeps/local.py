@@ -273,16 +273,7 @@ class LocalSweep:
                 else None
             )
             for command, config in self.followups if ckpt else []:
-                follow = [
-                    sys.executable,
-                    "-m",
-                    "cifake_lightning",
-                    command,
-                    "--ckpt",
-                    str(ckpt),
-                    "--config",
-                    config,
-                ]
+                follow = [sys.executable, "-m", "cifake_lightning", command, "--ckpt", str(ckpt), "--config", config]  # fmt: skip
                 if command == "test":
                     follow += ["--trainer.enable_progress_bar=false", "--data.progress=false"]
                 log.write(f"\n$ {describe(follow)}\n")
@@ -304,7 +295,8 @@ class LocalSweep:
             rec["tests"] = self.tests if rc == 0 else []
             rec["explains"] = self.explains if rc == 0 else []
             failed = [f"cifake {t['command']} {t['config']}" for t in tests if t["returncode"] != 0]
-            if rc == 0 and failed:  # a run whose tests failed is not finished: --resume reruns it
+            # a run whose tests or explanations failed is not finished: --resume reruns it
+            if rc == 0 and failed:
                 rc = rec["returncode"] = 1
                 rec["error"] = f"failed: {', '.join(failed)}: {last_line(log_path)}"
         if rc != 0 and "error" not in rec:
