@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.layout import LABEL_NAMES
+from ..data.layout import CIFAR10_CLASSES, LABEL_NAMES, cifake_content_class
 from ..utils import write_atomic, write_json
 from .attributions import explain_batch
 from .bands import BandAblation
@@ -104,10 +104,20 @@ class Explanation:
         return out
 
     def summary(self) -> dict:
-        """Means of every statistic by true label (the comparisons the seeds ask about)."""
+        """Means of every statistic by true label (the comparisons the seeds ask about); "fake - real"
+        their difference; "real/<class>" the reals of each CIFAR-10 class their CIFAKE file name names
+        (seed 004's per-class reading of where the detector looks)."""
+        labels = self.labels.cpu()
+        classes = torch.tensor([cifake_content_class(Path(f).name) for f in self.files])
+        groups = [
+            ("real", labels == 0),
+            ("fake", labels == 1),
+            ("all", torch.ones_like(labels, dtype=torch.bool)),
+        ]
+        groups += [(f"real/{CIFAR10_CLASSES[c]}", (labels == 0) & (classes == c))
+                   for c in range(len(CIFAR10_CLASSES))]  # fmt: skip
         out: dict = {"n": len(self.files)}
-        for name, lab in (("real", 0), ("fake", 1), ("all", None)):
-            sel = torch.ones_like(self.labels, dtype=torch.bool) if lab is None else self.labels == lab
+        for name, sel in groups:
             if not sel.any():
                 continue
             d = {k: float(v[sel.cpu()].double().mean()) for k, v in self.stats.items()}
@@ -120,6 +130,10 @@ class Explanation:
                 )
             d["n"] = int(sel.sum())
             out[name] = d
+        if "real" in out and "fake" in out:
+            out["fake - real"] = {
+                k: v - out["real"][k] for k, v in out["fake"].items() if k != "n" and isinstance(v, float)
+            }
         return out
 
 

@@ -21,6 +21,7 @@ import csv
 import ctypes
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -113,6 +114,21 @@ def final_metric(save_dir: Path, name: str, metric: str | None) -> float | None:
             if row.get(metric):
                 vals.append(float(row[metric]))
     return vals[-1] if vals else None
+
+
+def followed_checkpoints(sweep_dir: Path, run_name: str) -> list[Path]:
+    """What a finished run's tests and explanations score: its best (else last) checkpoint, or, for a
+    GridClassifier run, the checkpoint of each topology run it exported (callbacks/grid_export.py), so
+    a grid of topologies is tested as the separate runs it stands for."""
+    exported = []
+    for info in sorted(sweep_dir.glob(f"{run_name}-*/version_*/run_info_fit.json")):
+        if json.loads(info.read_text()).get("grid") == run_name:
+            exported.append(info.parent / "checkpoints" / "last.ckpt")
+    if exported:
+        return exported
+    run_dir = sweep_dir / run_name
+    ckpt = newest_checkpoint(run_dir, "best-*.ckpt") or newest_checkpoint(run_dir, "last.ckpt")
+    return [ckpt] if ckpt else []
 
 
 def _claim(path: Path):
@@ -266,13 +282,8 @@ class LocalSweep:
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),),
                 preexec_fn=_die_with_parent,
             ).returncode  # fmt: skip
-            run_dir = self.sweep_dir / run_name
-            ckpt = (
-                (newest_checkpoint(run_dir, "best-*.ckpt") or newest_checkpoint(run_dir, "last.ckpt"))
-                if rc == 0
-                else None
-            )
-            for command, config in self.followups if ckpt else []:
+            ckpts = followed_checkpoints(self.sweep_dir, run_name) if rc == 0 else []
+            for ckpt, (command, config) in itertools.product(ckpts, self.followups):
                 follow = [sys.executable, "-m", "cifake_lightning", command, "--ckpt", str(ckpt), "--config", config]  # fmt: skip
                 if command == "test":
                     follow += ["--trainer.enable_progress_bar=false", "--data.progress=false"]

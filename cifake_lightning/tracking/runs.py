@@ -138,11 +138,13 @@ def _explains_by_run(results_dirs: list[Path]) -> dict[str, dict]:
 
 
 def explain_summary(summary: dict) -> dict[str, float]:
-    """summary.json of `cifake explain` -> flat columns "<group> <statistic>" (group: real, fake, all;
-    e.g. "fake integrated_gradients/centre_fraction", "all band_drop/ring 0")."""
+    """summary.json of `cifake explain` -> flat columns "<group> <statistic>" (group: real, fake, all,
+    fake - real, real/<class>; e.g. "fake integrated_gradients/centre_fraction", "all band_drop/ring 0")."""
     out: dict[str, float] = {}
-    for group in ("real", "fake", "all"):
-        for k, v in (summary.get(group) or {}).items():
+    for group, stats in summary.items():
+        if group == "settings" or not isinstance(stats, dict):
+            continue
+        for k, v in stats.items():
             if isinstance(v, dict):
                 out.update({f"{group} {k}/{band}": float(x) for band, x in v.items()})
             elif k != "n" and isinstance(v, int | float):

@@ -33,7 +33,8 @@ class GridClassifier(L.LightningModule):
 
     Args:
         topologies: names such as conv32x2-dense64x1 (default: the paper's 36).
-        seed: initialisation seed of every topology (as `seed_everything` would give a single run).
+        seed: initialisation seed of every topology, as `seed_everything` would give a single run
+            (default: the run's own `seed_everything`).
         normalize: input normalisation preset (shared).
         init: "torch" or "keras" weight initialisation.
         optimizer: optimiser factory applied to all parameters (default Adam, lr 1e-3).
@@ -44,7 +45,7 @@ class GridClassifier(L.LightningModule):
     def __init__(
         self,
         topologies: list[str] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         normalize: str = "cifar10",
         init: str = "torch",
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -59,6 +60,7 @@ class GridClassifier(L.LightningModule):
         self.normalize = Normalize(normalize)
         models = {}
         state = torch.random.get_rng_state()
+        seed = torch.initial_seed() if seed is None else seed
         for name in self.topologies:
             torch.manual_seed(seed)
             models[name] = BirdLotfiCNN(topology=name, init=init)

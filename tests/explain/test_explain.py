@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 from torch import nn
 
@@ -280,3 +281,22 @@ def test_explain_results_are_keyed_by_checkpoint_and_skip_unreadable_images(
     folders = sorted(p.parent.name for p in (tmp_path / "results" / "explain").rglob("scores.json"))
     assert len(folders) == 2 and folders[0].startswith("copy-for-explain-") and folders[1].startswith("last-")
     assert "skipped 1 unreadable file(s)" in capsys.readouterr().err
+
+
+def test_summary_groups_by_label_by_real_class_and_gives_the_fake_minus_real_difference():
+    """The centre-vs-border question (seed 004) from summary.json alone: per-label means, their
+    difference, and the reals of each CIFAR-10 class their CIFAKE name carries (fakes carry none)."""
+    from cifake_lightning.explain.report import Explanation
+
+    files = ["1.jpg", "2 (2).jpg", "3 (2).jpg", "gan_00001.jpg", "gan_00002.jpg"]
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    centre = torch.tensor([0.4, 0.2, 0.3, 0.1, 0.2])
+    ex = Explanation(torch.zeros(5, 3, 32, 32), labels, files, {"prob": torch.full((5,), 0.5)},
+                     {"grad_cam/centre_fraction": centre})  # fmt: skip
+    s = ex.summary()
+    assert s["real"]["grad_cam/centre_fraction"] == pytest.approx(0.3)
+    assert s["fake"]["grad_cam/centre_fraction"] == pytest.approx(0.15)
+    assert s["fake - real"]["grad_cam/centre_fraction"] == pytest.approx(-0.15)
+    assert s["real/airplane"] == {"grad_cam/centre_fraction": pytest.approx(0.4), "n": 1}
+    assert s["real/automobile"]["grad_cam/centre_fraction"] == pytest.approx(0.25)
+    assert "real/truck" not in s and s["real/automobile"]["n"] == 2

@@ -115,3 +115,21 @@ def test_every_experiment_variant_resolves_over_its_base_config(capsys):
             )
         assert e.value.code in (0, None), f"{variant.name}: {capsys.readouterr().err[-500:]}"
         capsys.readouterr()
+
+
+def test_every_experiment_sweep_expands_and_names_configs_that_exist():
+    """Each research sweep (configs/experiments/*.yaml) is a valid grid whose --config files exist."""
+    from helpers.run import REPO
+
+    from cifake_lightning.sweeps.spec import command_for, grid_runs, load_sweep
+
+    for path in sorted((REPO / "configs" / "experiments").glob("*.yaml")):
+        cfg = load_sweep(path)
+        runs = grid_runs(cfg)
+        assert runs, path.name
+        for params in runs:
+            command = command_for(cfg, params, cifake=["cifake"])
+            assert command[:2] == ["cifake", "fit"], path.name
+            named = [a.split("=", 1)[1] for a in command if a.startswith("--config=")]
+            named += [command[i + 1] for i, a in enumerate(command) if a == "--config"]
+            assert all((REPO / c).is_file() for c in named), (path.name, named)

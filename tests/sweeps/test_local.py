@@ -205,3 +205,58 @@ def test_local_sweep_runs_are_grouped_and_tagged_by_the_sweep(tmp_path):
     (log,) = (tmp_path / "runs" / "tagged" / "logs").glob("*.log")
     argv = json.loads(log.read_text().splitlines()[0])
     assert "--tracking.group=tagged" in argv and "--tracking.tags=[sweep:tagged]" in argv
+
+
+def test_a_grid_runs_tests_score_each_topology_it_exported_and_other_runs_their_best(tmp_path):
+    from cifake_lightning.sweeps.local import followed_checkpoints
+
+    def run(name, ckpts, info=None):
+        d = tmp_path / name / "version_0"
+        (d / "checkpoints").mkdir(parents=True)
+        for c in ckpts:
+            (d / "checkpoints" / c).write_bytes(b"")
+        if info is not None:
+            (d / "run_info_fit.json").write_text(json.dumps(info))
+        return d / "checkpoints"
+
+    run("g", ["last.ckpt"])  # the GridClassifier run itself
+    a = run("g-conv16x1", ["last.ckpt"], {"grid": "g"})
+    b = run("g-conv32x2", ["last.ckpt"], {"grid": "g"})
+    run("g-other", ["last.ckpt"], {"grid": "g2"})  # exported by another grid whose name starts alike
+    single = run("s", ["last.ckpt", "best-epoch01.ckpt"], {})
+    assert followed_checkpoints(tmp_path, "g") == [a / "last.ckpt", b / "last.ckpt"]
+    assert followed_checkpoints(tmp_path, "s") == [single / "best-epoch01.ckpt"]
+    assert followed_checkpoints(tmp_path, "missing") == []
+
+
+@pytest.mark.slow
+def test_the_extractors_sweep_tests_every_topology_of_its_grid(cifake_root, tmp_path, monkeypatch):
+    """configs/experiments/extractors.yaml (one GridClassifier run per seed) through the one runner: each
+    exported topology run gets its own OOD test, with the validation threshold its checkpoint carries."""
+    from helpers.run import QUIET
+
+    from cifake_lightning.console import main
+
+    monkeypatch.chdir(tmp_path)
+    spec = yaml.safe_load((REPO / "configs/experiments/extractors.yaml").read_text())
+    spec["command"] = [str(REPO / c) if c.endswith(".yaml") else c for c in spec["command"]]
+    spec["parameters"]["seed_everything"] = {"value": 0}
+    spec["parameters"]["model.init_args.topologies"] = {"value": "[conv16x1, conv32x2]"}
+    spec["parameters"]["data.init_args.train_size"] = {"value": 120}
+    spec["parameters"]["data.init_args.val_size"] = {"value": 40}
+    spec["parameters"]["trainer.max_epochs"] = {"value": 1}
+    sweep = tmp_path / "extractors.yaml"
+    sweep.write_text(yaml.safe_dump(spec))
+    test_cfg = tmp_path / "ood.yaml"
+    test_cfg.write_text(yaml.safe_dump({
+        "data": {"class_path": "cifake_lightning.data.ImageFolderOOD",
+                 "init_args": {"root": str(cifake_root), "sources": {"test/REAL": "real", "test/FAKE": "fake"}}},
+        "report": {"reference_real": "test/REAL"},
+    }))  # fmt: skip
+    main(["sweep", "local", str(sweep), "--test", str(test_cfg), "--", f"--data.init_args.root={cifake_root}",
+          f"--data.init_args.cache_dir={tmp_path / 'cache'}", *QUIET])  # fmt: skip
+    manifest = json.loads((tmp_path / "runs" / "extractors" / "manifest.json").read_text())
+    assert [r["returncode"] for r in manifest["runs"]] == [0]
+    reports = {p.parts[-5]: json.loads(p.read_text()) for p in (tmp_path / "results").rglob("report.json")}
+    assert sorted(reports) == ["extractors-conv16x1", "extractors-conv32x2"]
+    assert all(r["threshold"]["rule"] != "0.5" for r in reports.values())

@@ -131,7 +131,8 @@ def test_a_runs_explanation_summary_becomes_explain_columns(tmp_path):
         out = results / f"e{i}"
         out.mkdir(parents=True)
         summary = {"settings": {}, "n": 4, "real": {"n": 2, "integrated_gradients/entropy": entropy},
-                   "fake": {"n": 2, "band_drop": {"ring 0": 0.25}}}  # fmt: skip
+                   "fake": {"n": 2, "band_drop": {"ring 0": 0.25}},
+                   "fake - real": {"integrated_gradients/entropy": -0.1}, "real/cat": {"n": 1, "gini": 0.3}}  # fmt: skip
         if ckpt:
             summary["ckpt"] = str(ckpt / "checkpoints" / "best.ckpt")
         (out / "summary.json").write_text(json.dumps(summary))
@@ -140,5 +141,7 @@ def test_a_runs_explanation_summary_becomes_explain_columns(tmp_path):
     row = runs["a/version_0"].row()
     assert row["explain: real integrated_gradients/entropy"] == 0.7
     assert row["explain: fake band_drop/ring 0"] == 0.25
-    assert "explain: real n" not in row
+    assert row["explain: fake - real integrated_gradients/entropy"] == -0.1
+    assert row["explain: real/cat gini"] == 0.3
+    assert "explain: real n" not in row and not any(k.startswith("explain: settings") for k in row)
     assert not any(k.startswith("explain: ") for k in runs["b/version_0"].row())
