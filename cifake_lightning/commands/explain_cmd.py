@@ -156,5 +156,8 @@ def main(argv: list[str]) -> None:
         if group in summ:
             s = summ[group]
             keys = [k for k in s if k.endswith(("centre_fraction", "entropy")) or k == "ig_relative_delta"]
-            print(f"{group:5s} n={s['n']:3d} " + "  ".join(f"{k}={s[k]:.3f}" for k in keys))
+            print(
+                f"{group:5s} n={s['n']:3d} "
+                + "  ".join(f"{k}={s[k] if s[k] is None else f'{s[k]:.3f}'}" for k in keys)
+            )
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)

@@ -5,7 +5,10 @@
 - dispersion of importance (seed 001: does the autoencoder spread it?): normalised entropy and Gini;
 - where the evidence sits (the paper: fakes are judged on small background regions): the fraction of
   attribution mass in the central region versus the border.
-All take (B, H, W) maps and use absolute values; they return one value per image.
+All take (B, H, W) maps and use absolute values; they return one value per image. A map with no
+attribution at all (Grad-CAM's ReLU leaves nothing where the predicted class has no positive evidence)
+has no dispersion, location or ranking: its statistics are NaN, and `map_statistics` counts such maps
+(`<method>/empty`) instead of scoring them as perfectly concentrated on the border.
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ def _mass(m: torch.Tensor) -> torch.Tensor:
     return a / a.sum(1, keepdim=True).clamp_min(1e-30)
 
 
+def is_empty(m: torch.Tensor) -> torch.Tensor:
+    """Per image: the map holds no attribution (every value zero)."""
+    return m.abs().flatten(1).amax(1) == 0
+
+
+def _undefined_where_empty(value: torch.Tensor, *maps: torch.Tensor) -> torch.Tensor:
+    empty = torch.stack([is_empty(m) for m in maps]).any(0)
+    return torch.where(empty, torch.full_like(value, math.nan), value)
+
+
 def topk_iou(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> torch.Tensor:
     """IoU of the top `fraction` most important pixels of two maps."""
     if not 0 < fraction <= 1:
@@ -28,7 +41,7 @@ def topk_iou(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> torch.T
     k = max(1, int(round(fraction * fa.shape[1])))
     ma = torch.zeros_like(fa, dtype=torch.bool).scatter_(1, fa.topk(k, dim=1).indices, True)
     mb = torch.zeros_like(fb, dtype=torch.bool).scatter_(1, fb.topk(k, dim=1).indices, True)
-    return (ma & mb).sum(1).double() / (ma | mb).sum(1).double()
+    return _undefined_where_empty((ma & mb).sum(1).double() / (ma | mb).sum(1).double(), a, b)
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,14 +49,15 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     from torchmetrics.functional import spearman_corrcoef
 
     fa, fb = a.abs().flatten(1).cpu().double(), b.abs().flatten(1).cpu().double()
-    return spearman_corrcoef(fa.T.contiguous(), fb.T.contiguous()).reshape(-1).double()
+    rho = spearman_corrcoef(fa.T.contiguous(), fb.T.contiguous()).reshape(-1).double()
+    return _undefined_where_empty(rho, a.cpu(), b.cpu())
 
 
 def entropy(m: torch.Tensor) -> torch.Tensor:
     """Shannon entropy of the normalised |map|, divided by log(#pixels): 1 = uniform, 0 = one pixel."""
     p = _mass(m)
     h = -(p * torch.log(p.clamp_min(1e-300))).sum(1)
-    return h / math.log(p.shape[1])
+    return _undefined_where_empty(h / math.log(p.shape[1]), m)
 
 
 def gini(m: torch.Tensor) -> torch.Tensor:
@@ -51,7 +65,7 @@ def gini(m: torch.Tensor) -> torch.Tensor:
     p = torch.sort(_mass(m), dim=1).values
     n = p.shape[1]
     idx = torch.arange(1, n + 1, dtype=torch.double)
-    return ((2 * idx - n - 1) * p).sum(1) / n
+    return _undefined_where_empty(((2 * idx - n - 1) * p).sum(1) / n, m)
 
 
 def centre_fraction(m: torch.Tensor, border: float = 0.25) -> torch.Tensor:
@@ -65,7 +79,7 @@ def centre_fraction(m: torch.Tensor, border: float = 0.25) -> torch.Tensor:
     centre = torch.zeros(h, w, dtype=torch.bool)
     centre[t : h - t, l_ : w - l_] = True
     p = _mass(m).view(-1, h, w)
-    return p[:, centre].sum(1)
+    return _undefined_where_empty(p[:, centre].sum(1), m)
 
 
 def map_statistics(maps: dict[str, torch.Tensor], fraction: float = 0.1) -> dict[str, torch.Tensor]:
@@ -75,6 +89,7 @@ def map_statistics(maps: dict[str, torch.Tensor], fraction: float = 0.1) -> dict
         k for k, v in maps.items() if isinstance(v, torch.Tensor) and v.dim() == 3 and k != "band_ablation"
     ]
     for k in names:
+        stats[f"{k}/empty"] = is_empty(maps[k].cpu()).double()
         stats[f"{k}/entropy"] = entropy(maps[k].cpu())
         stats[f"{k}/gini"] = gini(maps[k].cpu())
         stats[f"{k}/centre_fraction"] = centre_fraction(maps[k].cpu())

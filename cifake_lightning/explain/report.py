@@ -5,6 +5,7 @@ Shared by the training callback and `cifake explain`, so both produce the same f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class Explanation:
                 r["ig_convergence_delta"] = float(self.maps["ig_delta"][i])
                 r["ig_relative_delta"] = float(self.maps["ig_relative_delta"][i])
             for k, v in self.stats.items():
-                r[k] = float(v[i])
+                r[k] = _finite_or_none(float(v[i]))
             if "band_drop" in self.maps:
                 r["band_drop"] = dict(zip(self.maps["band_names"], map(float, self.maps["band_drop"][i])))
             out.append(r)
@@ -120,7 +121,8 @@ class Explanation:
         for name, sel in groups:
             if not sel.any():
                 continue
-            d = {k: float(v[sel.cpu()].double().mean()) for k, v in self.stats.items()}
+            # NaN = undefined for that image (an empty map): the mean is over the maps that have one
+            d = {k: _finite_or_none(float(v[sel.cpu()].double().nanmean())) for k, v in self.stats.items()}
             if "ig_delta" in self.maps:
                 d["ig_abs_delta"] = float(self.maps["ig_delta"].cpu()[sel].abs().mean())
                 d["ig_relative_delta"] = float(self.maps["ig_relative_delta"].cpu()[sel].mean())
@@ -132,9 +134,16 @@ class Explanation:
             out[name] = d
         if "real" in out and "fake" in out:
             out["fake - real"] = {
-                k: v - out["real"][k] for k, v in out["fake"].items() if k != "n" and isinstance(v, float)
+                k: v - out["real"][k]
+                for k, v in out["fake"].items()
+                if k != "n" and isinstance(v, float) and isinstance(out["real"].get(k), float)
             }
         return out
+
+
+def _finite_or_none(v: float) -> float | None:
+    """JSON has no NaN: an undefined statistic is written as null."""
+    return v if math.isfinite(v) else None
 
 
 def explain(
@@ -240,7 +249,7 @@ def write_outputs(
     )
     lines += ["| statistic | real | fake |", "|---|---|---|"]
     for k in keys:
-        vals = [f"{summary[g][k]:.3f}" if g in summary and k in summary[g] else "" for g in ("real", "fake")]
+        vals = ["" if summary.get(g, {}).get(k) is None else f"{summary[g][k]:.3f}" for g in ("real", "fake")]
         lines.append(f"| {k} | {vals[0]} | {vals[1]} |")
     paths["summary_md"] = write_atomic(out / "summary.md", "\n".join(lines) + "\n")
     return paths

@@ -300,3 +300,26 @@ def test_summary_groups_by_label_by_real_class_and_gives_the_fake_minus_real_dif
     assert s["real/airplane"] == {"grad_cam/centre_fraction": pytest.approx(0.4), "n": 1}
     assert s["real/automobile"]["grad_cam/centre_fraction"] == pytest.approx(0.25)
     assert "real/truck" not in s and s["real/automobile"]["n"] == 2
+
+
+def test_an_empty_map_has_no_statistics_and_is_counted_not_scored_as_border_heavy():
+    """Grad-CAM's ReLU can leave a map with no attribution at all; it has no location, so it must not
+    enter the centre-fraction mean as 0 (it once made fakes look border-heavy)."""
+    from cifake_lightning.explain.metrics import map_statistics
+    from cifake_lightning.explain.report import Explanation
+
+    maps = {"grad_cam": torch.zeros(3, 8, 8), "integrated_gradients": torch.rand(3, 8, 8) + 0.1}
+    maps["grad_cam"][0, 3:5, 3:5] = 1.0  # image 0: all in the centre; images 1, 2: empty
+    stats = map_statistics(maps)
+    assert stats["grad_cam/centre_fraction"][0] == 1.0
+    for k in ("centre_fraction", "entropy", "gini"):
+        assert stats[f"grad_cam/{k}"][1:].isnan().all()
+    assert stats["grad_cam/empty"].tolist() == [0.0, 1.0, 1.0]
+    assert stats["grad_cam~integrated_gradients/spearman"][1:].isnan().all()
+    ex = Explanation(torch.zeros(3, 3, 8, 8), torch.tensor([1, 1, 0]), ["a.png", "b.png", "c.png"],
+                     {"prob": torch.full((3,), 0.5)}, stats)  # fmt: skip
+    s = ex.summary()
+    assert s["fake"]["grad_cam/centre_fraction"] == 1.0  # the one fake map that has attribution
+    assert s["fake"]["grad_cam/empty"] == 0.5 and s["real"]["grad_cam/centre_fraction"] is None
+    assert "grad_cam/centre_fraction" not in s["fake - real"]
+    assert ex.records()[1]["grad_cam/centre_fraction"] is None  # JSON null, not NaN
