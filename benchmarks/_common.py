@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -87,102 +84,3 @@ def cifake(
     if r.returncode != 0:
         raise RuntimeError(f"cifake {' '.join(args)} failed:\n{r.stderr[-3000:]}")
     return r
-
-
-def latest_version(folder: Path) -> Path:
-    """The newest runs/<name>/version_N (or results/<name>/version_N) folder; in a runs folder, the
-    newest one holding checkpoints (older code gave each `cifake test` a version folder of its own)."""
-    versions = sorted(folder.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    fits = [v for v in versions if (v / "checkpoints").is_dir()]
-    return (fits or versions)[-1]
-
-
-def best_checkpoint(run: Path) -> Path:
-    """The run's best-validation checkpoint, else its last one."""
-    return (sorted(run.glob("checkpoints/best*.ckpt")) or [run / "checkpoints" / "last.ckpt"])[-1]
-
-
-def test_ood(
-    ckpt: Path,
-    name: str,
-    ood_config: str,
-    root: str,
-    workdir: Path,
-    *,
-    seen: list[str] | None = None,
-    cache_dir: str | None = None,
-    reference_real: str = "test/REAL",
-    reference_fake: str = "test/FAKE",
-) -> Path:
-    """`cifake test` of a checkpoint on an OOD data config; returns the results folder (report.json)."""
-    extra = ["--data.init_args.cache_dir", cache_dir] if cache_dir else []
-    r = cifake(
-        "test", "--ckpt", str(Path(ckpt).resolve()), "--name", name, "--data", str(Path(ood_config).resolve()), "--data.init_args.root", root,
-        "--data.init_args.progress", "false", "--trainer.enable_progress_bar", "false",
-        "--report.reference_real", reference_real, "--report.reference_fake", reference_fake,
-        "--report.seen", json.dumps(seen if seen is not None else [reference_fake]), *extra, cwd=workdir,
-    )  # fmt: skip
-    out = next(line.split(" written to ", 1)[1].strip().rstrip("/") for line in r.stderr.splitlines()
-               if "test results written to" in line)  # fmt: skip
-    return Path(out) if Path(out).is_absolute() else workdir / out
-
-
-def ood_row(folder: Path, reference_real: str = "test/REAL", reference_fake: str = "test/FAKE") -> dict:
-    """One flat row of a test report: in-distribution accuracies (raw 0.5 and validation threshold),
-    false-positive rate of every real source at the validation threshold, AUROC of every fake source
-    against the reference reals (seen ones too, keyed the same) and mean/worst over the unseen ones."""
-    rep = json.loads((Path(folder) / "report.json").read_text())
-    src = {r["source"]: r for r in rep["sources"]}
-    ind = [src[reference_real], src[reference_fake]]
-    n = sum(r["n"] for r in ind)
-    unseen = rep.get("unseen") or {"rows": [], "mean": {}, "worst": {}, "real_fpr": [], "unseen": []}
-    row = {
-        "folder": str(folder),
-        "threshold": rep["threshold"]["validation"],
-        "threshold_rule": rep["threshold"].get(
-            "rule", ""
-        ),  # "0.5" when the checkpoint kept no validation scores
-        "in_acc@thr": sum(r["acc@thr"] * r["n"] for r in ind) / n,
-        "in_acc@0.5": sum(r["accuracy"] * r["n"] for r in ind) / n,
-        "real_acc@thr": src[reference_real]["acc@thr"],
-        "fake_acc@thr": src[reference_fake]["acc@thr"],
-        "unseen": unseen["unseen"],
-        "seen": unseen.get("seen", []),
-        "mean_auroc": unseen["mean"].get("auroc_vs_test_real", math.nan),
-        "worst_auroc": unseen["worst"].get("auroc_vs_test_real", math.nan),
-        "mean_auroc_vs_photos": unseen["mean"].get("auroc_vs_ood_real", math.nan),
-    }
-    for f in unseen["real_fpr"]:
-        row[f"fpr@thr:{f['source']}"] = f["fpr@thr"]
-    for u in unseen["rows"]:
-        row[f"auroc:{u['source']}"] = u["auroc_vs_test_real"]
-        row[f"detected@thr:{u['source']}"] = u["detected@thr"]
-    for name, r in src.items():  # seen fake sources: their numbers too (marked by row["seen"])
-        if name not in (reference_real, "all") and r.get("label") == "fake":
-            row.setdefault(f"auroc:{name}", r["auroc"])
-            row.setdefault(f"detected@thr:{name}", r["acc@thr"])
-    return row
-
-
-def seed_columns(rows: list[dict], fpr_at: str = "@thr", aurocs: bool = False) -> dict[str, str]:
-    """Table cells (mean ± sd over `rows`, one ood_row per seed) for every real source's FPR but the
-    in-distribution one, optionally every fake source's AUROC but the in-distribution one, then the
-    unseen mean and worst AUROC."""
-    out = {}
-    for k in sorted({k for r in rows for k in r if k.startswith("fpr@thr:")} - {"fpr@thr:test/REAL"}):
-        out[f"FPR {k.split(':', 1)[1]} {fpr_at}"] = mean_sd([r.get(k, math.nan) for r in rows])
-    if aurocs:
-        for k in sorted({k for r in rows for k in r if k.startswith("auroc:")} - {"auroc:test/FAKE"}):
-            out[f"AUROC {k.split(':', 1)[1]}"] = mean_sd([r.get(k, math.nan) for r in rows])
-    out["unseen mean AUROC"] = mean_sd([r["mean_auroc"] for r in rows])
-    out["unseen worst AUROC"] = mean_sd([r["worst_auroc"] for r in rows])
-    return out
-
-
-def mean_sd(vals: list[float], digits: int = 3) -> str:
-    """'mean ± sd' over seeds (sd 0 for one value); 'n/a' when there is nothing."""
-    vals = [v for v in vals if v is not None and not math.isnan(v)]
-    if not vals:
-        return "n/a"
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return f"{statistics.mean(vals):.{digits}f} ± {sd:.{digits}f}"
