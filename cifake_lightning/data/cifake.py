@@ -10,8 +10,7 @@ from .aligned import AlignedFakes
 from .base import CachedImageDataModule
 from .download import KAGGLE_CIFAKE, data_home, download_kaggle
 from .layout import LABEL_NAMES, cifake_content_class, resolve_kaggle_root
-from .split import DecodedSplit, Source
-from .splits import stratified_split
+from .split import DecodedSplit, Source, stratified_split
 from .zoo import ZooGenerator, add_zoo_fakes
 
 CIFAKE_LAYOUT = "train/REAL, train/FAKE, test/REAL and test/FAKE folders of 32x32 JPEGs"

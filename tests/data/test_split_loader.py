@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cifake_lightning.data.loader import TensorBatchLoader
-from cifake_lightning.data.splits import stratified_split
+from cifake_lightning.data.split import stratified_split
 
 
 def test_stratified_split_is_deterministic_and_balanced():
