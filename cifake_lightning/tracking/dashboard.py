@@ -216,6 +216,9 @@ def _mean_sd(values: list, column: str) -> str:
     v = [float(x) for x in values if isinstance(x, int | float) and math.isfinite(x)]
     if not v:
         return ""
+    ints = [x for x in values if isinstance(x, int) and not isinstance(x, bool)]
+    if ints and len(ints) == len(v) and len(set(ints)) == 1:  # a count every repeat shares (params, epochs)
+        return str(ints[0])
     pct = "FPR" in column or "detected" in column
     scale = 100.0 if pct else 1.0
     mean = scale * statistics.fmean(v)

@@ -331,3 +331,12 @@ def test_a_research_sweep_tests_every_run_and_reports_mean_and_sd(cifake_root, t
     assert "explain: fake - real integrated_gradients/entropy" in head
     # real, fake, all, fake - real and each real class: mean ± sd of the two runs' explanations
     assert row.count(" ± ") == head.count("explain: ")
+
+
+def test_repeat_cells_show_a_shared_count_as_itself_and_metrics_as_mean_and_sd():
+    from cifake_lightning.tracking.dashboard import _mean_sd
+
+    assert _mean_sd([84001, 84001, 84001], "params") == "84001"
+    assert _mean_sd([1.0, 1.0], "AUROC test/FAKE") == "1.000 ± 0.000"  # a metric stays a metric
+    assert _mean_sd([3, 4], "epochs") == "3.500 ± 0.707"
+    assert _mean_sd([0.1, 0.2, None], "FPR@thr ood/real_photos") == "15.0% ± 7.1"
