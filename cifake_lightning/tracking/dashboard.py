@@ -142,6 +142,16 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 CURVE_METRICS = ("val/acc", "val/loss", "train/loss_epoch", "val/auroc")
 
 
+def tick_labels(values: list[float]) -> list[str]:
+    """The shortest labels (3 to 9 significant digits) that tell distinct axis ticks apart: accuracies
+    between 0.998 and 1 must not all read "1"."""
+    for digits in range(3, 10):
+        labels = [f"{v:.{digits}g}" for v in values]
+        if len(set(labels)) == len(set(values)):
+            return labels
+    return labels
+
+
 def _svg_curves(runs: list[tuple[int, RunRecord]], metric: str, sid: str) -> str:
     """An inline SVG of `metric` per epoch for every (colour index, run) (hover a point), or ''."""
     series = [(i, r, r.curves.get(metric) or []) for i, r in runs]
@@ -170,9 +180,9 @@ def _svg_curves(runs: list[tuple[int, RunRecord]], metric: str, sid: str) -> str
     parts.append(
         f'<rect x="{m}" y="{m}" width="{w - 2 * m}" height="{h - 2 * m}" fill="none" stroke="#ccc"/>'
     )
-    for k in range(5):
-        v = y0 + (y1 - y0) * k / 4
-        parts.append(f'<text x="{m - 4}" y="{py(v) + 4:.1f}" font-size="10" text-anchor="end">{v:.3g}</text>')
+    ticks = [y0 + (y1 - y0) * k / 4 for k in range(5)]
+    for v, label in zip(ticks, tick_labels(ticks)):
+        parts.append(f'<text x="{m - 4}" y="{py(v) + 4:.1f}" font-size="10" text-anchor="end">{label}</text>')
     for e in sorted(set(xs)):
         parts.append(
             f'<text x="{px(e):.1f}" y="{h - m + 14}" font-size="10" text-anchor="middle">{e + 1}</text>'

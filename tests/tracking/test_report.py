@@ -340,3 +340,10 @@ def test_repeat_cells_show_a_shared_count_as_itself_and_metrics_as_mean_and_sd()
     assert _mean_sd([1.0, 1.0], "AUROC test/FAKE") == "1.000 ± 0.000"  # a metric stays a metric
     assert _mean_sd([3, 4], "epochs") == "3.500 ± 0.707"
     assert _mean_sd([0.1, 0.2, None], "FPR@thr ood/real_photos") == "15.0% ± 7.1"
+
+
+def test_curve_axis_ticks_of_a_narrow_range_are_told_apart():
+    from cifake_lightning.tracking.dashboard import tick_labels
+
+    assert tick_labels([0.998, 0.9985, 0.999, 0.9995, 1.0]) == ["0.998", "0.9985", "0.999", "0.9995", "1"]
+    assert tick_labels([0.0, 0.25, 0.5]) == ["0", "0.25", "0.5"]
