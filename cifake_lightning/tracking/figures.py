@@ -167,6 +167,9 @@ def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
     shown = ranked if len(ranked) <= MAX_LABELS else ranked[:MAX_LABELS]
     ax.set_xscale("log")
     ax.autoscale_view()
+    low, high = ax.get_ylim()
+    if high > 100:  # no accuracy above 100%: keep the margin below the top
+        ax.set_ylim(min(low, 100 - 2 * (high - 100)), 100.5)
     placed: list[
         tuple[float, float, float]
     ] = []  # labels' (x, y, width) in pixels: an overlapping one moves up
