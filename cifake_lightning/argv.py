@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import json
+
+from .models.registry import model_spec
+
 ALIASES = {"--ckpt": "--ckpt_path"}
 BACKBONE_OPTIONS = ("--model.backbone", "--model.init_args.backbone")
 
@@ -11,9 +15,6 @@ def registered_backbone(value: str) -> str | None:
     """A model name from `cifake models` as the JSON class spec jsonargparse takes, else None."""
     if not value or any(c in value for c in "./{[:") or value.endswith((".yaml", ".yml", ".json")):
         return None  # a class path, a file or a JSON spec: jsonargparse's own business
-    import json
-
-    from .models.registry import model_spec
 
     spec = model_spec(value)
     return json.dumps(spec) if spec else None

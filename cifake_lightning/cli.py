@@ -26,6 +26,7 @@ import tempfile
 import threading
 import warnings
 
+import yaml
 from lightning import LightningDataModule, LightningModule
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
@@ -41,7 +42,9 @@ from .data import ood as _ood_data  # noqa: F401
 from .errors import CheckpointError, CifakeError, ConfigError
 from .evaluate.predict_writer import PredictionWriter
 from .evaluate.test_report import TestReport
+from .hardware import auto_precision
 from .help import MAIN_HELP, SUBCOMMAND_HELP, raw_help
+from .models.checkpoint import read_checkpoint
 from .resolve import (
     as_dict,
     flatten,
@@ -70,7 +73,6 @@ class LoggedSaveConfig(SaveConfigCallback):
     """Save the resolved config as config.yaml in the run folder and into the W&B run's config."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
-        import yaml
 
         resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for lg in trainer.loggers:
@@ -168,8 +170,6 @@ class CifakeCLI(LightningCLI):
         if self.subcommand == "fit" and ckpt == "last":
             found = newest_checkpoint(run_dir, "last.ckpt")
             if found:
-                from .models.checkpoint import read_checkpoint
-
                 self._check_resume(cfg, found.parents[1] / "config.yaml")
                 cfg["ckpt_path"] = str(found)
                 self._version = int(found.parents[1].name.split("_")[1])
@@ -190,8 +190,6 @@ class CifakeCLI(LightningCLI):
             raise CheckpointError("checkpoint file not found", ckpt)
         if cfg["trainer"].get("precision") is None:  # not set: train at what the hardware does natively
             if self.subcommand == "fit":
-                from .hardware import auto_precision
-
                 cfg["trainer"]["precision"], why = auto_precision()
                 print(f"cifake: precision {cfg['trainer']['precision']} ({why}; set --trainer.precision to choose)",
                       file=sys.stderr)  # fmt: skip
@@ -216,7 +214,6 @@ class CifakeCLI(LightningCLI):
         """Refuse `--ckpt_path last` with options that change what the run computes (another model, data,
         seed, lr ...), before anything of the run is rewritten: the run's config.yaml, run_info_fit.json
         and metrics.csv stay as its finished epochs wrote them."""
-        import yaml
 
         if not saved_path.is_file():
             return
@@ -258,7 +255,6 @@ class CifakeCLI(LightningCLI):
         if not (ckpt and Path(ckpt).is_file()):
             super()._parse_ckpt_path()
             return
-        from .models.checkpoint import read_checkpoint
 
         read_checkpoint(ckpt)  # raises CheckpointError for non-checkpoints, unsafe pickles, foreign classes
         if sub == "fit":  # resuming: the config given is the run's own

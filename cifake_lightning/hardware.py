@@ -11,6 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import torch
+
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
@@ -29,7 +31,6 @@ def cpu_native_bf16() -> bool:
 
 def auto_precision() -> tuple[str, str]:
     """(Lightning precision, reason) for the device Lightning's `accelerator: auto` will pick."""
-    import torch
 
     if torch.cuda.is_available():
         if torch.cuda.is_bf16_supported():

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, OutputError
+
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write a file via a temporary name + rename, so readers never see a half-written result."""
-    from .errors import OutputError
 
     path = Path(path)
     if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout, a FIFO): never replace it
@@ -43,7 +44,6 @@ def check_output_not_input(out: str | Path, option: str, inputs) -> None:
     """Refuse an output path that is one of the command's input files (the checkpoint, an image): writing
     the result there would destroy what it was computed from. Checked before any work is done; hard
     links and symbolic links to an input count as the input."""
-    from .errors import ConfigError
 
     out = Path(out)
     if not out.exists():
@@ -75,7 +75,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def _default(o):
     try:
-        import torch
+        import torch  # the sweep runner imports utils and needs no torch
 
         if isinstance(o, torch.Tensor):
             return o.tolist()

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 import yaml
 
+from ..tracking.loggers import resolve_wandb_mode
 from ..utils import run_dir, write_atomic, write_json
 
 
@@ -95,9 +96,7 @@ class GridExport(L.Callback):
         tmp.replace(path)
 
     def _wandb_run(self, grid_name: str, name: str, config: dict, rows: list[dict], params: int) -> None:
-        import wandb
-
-        from ..tracking.loggers import resolve_wandb_mode
+        import wandb  # seconds to import: only with GridExport(wandb=True)
 
         mode = resolve_wandb_mode("auto")
         if mode == "disabled":

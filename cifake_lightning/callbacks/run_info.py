@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from ..utils import run_dir, write_json
 
@@ -68,7 +69,6 @@ def package_versions() -> dict[str, str]:
 
 
 def machine_info() -> dict:
-    import torch
 
     info = {
         "host": platform.node(),

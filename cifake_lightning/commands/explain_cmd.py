@@ -15,16 +15,21 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from lightning import LightningDataModule
 
+from ..data.image_io import load_image_tensor
+from ..data.layout import has_image_extension, is_junk
 from ..errors import CifakeError, ConfigError, DataError, ImageDecodeError
+from ..evaluate.table import file_digest
+from ..explain.probe import choose_probe
+from ..explain.report import ExplainSettings, explain, write_outputs
+from ..help import raw_help
+from ..models.detector import Detector
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
-    from lightning import LightningDataModule
-
-    from ..explain.report import ExplainSettings
-    from ..help import raw_help
 
     p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=raw_help())
     p.add_argument(
@@ -59,8 +64,6 @@ def _parser():
 
 
 def _folder_images(folder: Path, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    from ..data.image_io import load_image_tensor
-    from ..data.layout import has_image_extension, is_junk
 
     candidates = sorted(
         p for p in folder.rglob("*") if p.is_file() and not is_junk(p.name) and has_image_extension(p)
@@ -92,19 +95,11 @@ def _run_config_data(ckpt: Path):
     """The data section of config.yaml written next to the checkpoint's run folder, if any."""
     for cand in (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"):
         if cand.is_file():
-            import yaml
-
             return yaml.safe_load(cand.read_text()).get("data")
     return None
 
 
 def main(argv: list[str]) -> None:
-    from jsonargparse import Namespace
-
-    from ..evaluate.table import file_digest
-    from ..explain.probe import choose_probe
-    from ..explain.report import ExplainSettings, explain, write_outputs
-    from ..models.detector import Detector
 
     parser = _parser()
     cfg = parser.parse_args(argv)

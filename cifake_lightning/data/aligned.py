@@ -41,8 +41,10 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import ConfigError, check_choice
+from ..models.autoencoder import ConvAutoencoder
 from ..utils import write_atomic
 from .split import DecodedSplit
 
@@ -96,7 +98,6 @@ class AlignedFakes:
 
 def jpeg_roundtrip(images: torch.Tensor, quality: int) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> the same images after a JPEG encode/decode at `quality` (PIL, 4:2:0)."""
-    from PIL import Image
 
     out = np.empty_like(images.permute(0, 2, 3, 1).numpy())
     for i, img in enumerate(images.permute(0, 2, 3, 1).numpy()):
@@ -130,7 +131,6 @@ def _fit_on_reals(net: torch.nn.Module, reals: torch.Tensor, cfg: AlignedFakes, 
 
 def train_autoencoder(reals: torch.Tensor, cfg: AlignedFakes) -> torch.nn.Module:
     """Train a ConvAutoencoder on uint8 reals (MSE + 0.5 L1, Adam) for cfg.steps steps; eval mode."""
-    from ..models.autoencoder import ConvAutoencoder
 
     def loss_of(ae, x, g):
         y = ae(x)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import kornia.augmentation as K
 import torch
+from kornia.filters import gaussian_blur2d
 from torch import nn
 
 from ..errors import ConfigError
@@ -111,7 +113,6 @@ def build_augmentation(cfg: AugmentConfig, size: int = 32) -> nn.Module | None:
     """The kornia pipeline for `cfg`, or None when every step is off."""
     if not cfg.enabled:
         return None
-    import kornia.augmentation as K
 
     steps: list[nn.Module] = []
     if cfg.hflip:
@@ -137,7 +138,6 @@ def build_augmentation(cfg: AugmentConfig, size: int = 32) -> nn.Module | None:
 @torch.no_grad()
 def blur_reals(x: torch.Tensor, label: torch.Tensor, p: float, sigma: tuple[float, float]) -> torch.Tensor:
     """Blur each real image (label 0) with probability p, sigma uniform in `sigma` (see real_blur)."""
-    from kornia.filters import gaussian_blur2d
 
     sel = (label.to(x.device) == 0) & (torch.rand(x.shape[0], device=x.device) < p)
     if not sel.any():

@@ -21,10 +21,10 @@ import torch
 from jsonargparse.typing import PositiveInt
 
 from ..errors import check_choice
-from .augment import AugmentConfig, build_augmentation
+from .augment import AugmentConfig, blur_reals, build_augmentation
 from .cache import default_cache_dir, load_or_build
 from .loader import TensorBatchLoader
-from .split import ON_BAD_FILE, DecodedSplit, Source
+from .split import ON_BAD_FILE, DecodedSplit, Source, SplitManifest
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +223,6 @@ class CachedImageDataModule(L.LightningDataModule):
             self.augmentation.to(x.device)
             x = self.augmentation(x)
         if training and self.augment_config.real_blur and "label" in batch:
-            from .augment import blur_reals
-
             x = blur_reals(
                 x, batch["label"], self.augment_config.real_blur, self.augment_config.real_blur_sigma
             )
@@ -255,7 +253,6 @@ class CachedImageDataModule(L.LightningDataModule):
 
     def manifest(self, split: str):
         """The frozen SplitManifest of a split: what a PredictionTable of it refers to."""
-        from .split import SplitManifest
 
         d = self.decoded(split)
         return SplitManifest(

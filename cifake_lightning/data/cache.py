@@ -31,6 +31,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
+from platformdirs import user_cache_dir
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from .decode import decode_sources
 from .scan import fingerprint, scan_sources
@@ -56,7 +60,6 @@ def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def _write_atomic(split: DecodedSplit, path: Path, manifest: dict) -> None:
-    from safetensors.torch import save_file
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tensors = {
@@ -80,7 +83,6 @@ def _write_atomic(split: DecodedSplit, path: Path, manifest: dict) -> None:
 
 def read_manifest(path: Path) -> dict | None:
     """The manifest of a cache file, or None when it is missing or unreadable (then it is rebuilt)."""
-    from safetensors import safe_open
 
     if not path.is_file():
         return None
@@ -95,7 +97,6 @@ def read_manifest(path: Path) -> dict | None:
 
 def _read(path: Path, manifest: dict) -> DecodedSplit | None:
     """Load a cache file, or None (with a warning) when its tensors no longer match its manifest."""
-    from safetensors.torch import load_file
 
     try:
         t = load_file(str(path))
@@ -134,8 +135,6 @@ def default_cache_dir(root: Path) -> Path:
     if base:
         base_path = Path(base).expanduser()
     else:
-        from platformdirs import user_cache_dir
-
         base_path = Path(user_cache_dir("cifake-lightning"))
     rid = hashlib.blake2b(str(Path(root).resolve()).encode(), digest_size=6).hexdigest()
     return base_path / f"{Path(root).resolve().name}-{rid}"
@@ -156,7 +155,6 @@ def load_or_build(
     lock_timeout: float = 3600.0,
 ) -> DecodedSplit:
     """Return the decoded split, reading the cache when its fingerprint matches, else building it."""
-    from filelock import FileLock, Timeout
 
     if on_bad_file not in ON_BAD_FILE:
         raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")

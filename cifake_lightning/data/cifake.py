@@ -6,8 +6,9 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from .aligned import AlignedFakes
+from .aligned import AlignedFakes, add_aligned_fakes, add_real_mosaics, append_fakes
 from .base import CachedImageDataModule
+from .cache import load_or_build
 from .download import KAGGLE_CIFAKE, data_home, download_kaggle
 from .layout import LABEL_NAMES, cifake_content_class, resolve_kaggle_root
 from .split import DecodedSplit, Source, stratified_split
@@ -170,8 +171,6 @@ class CIFAKEDataModule(CachedImageDataModule):
 
     def _more_fakes(self, train: DecodedSplit) -> DecodedSplit:
         """Training split + extra fake folders + aligned fakes + zoo fakes + real mosaics (options, off by default)."""
-        from .aligned import add_aligned_fakes, add_real_mosaics, append_fakes
-        from .cache import load_or_build
 
         for name, path in self._extra_sources():
             extra = load_or_build(

@@ -10,6 +10,7 @@ from multiprocessing import get_context
 
 import numpy as np
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import ImageDecodeError
 from .image_io import decode_files, die_with_parent
@@ -68,7 +69,6 @@ def _progress_bar(total: int, description: str, enabled: bool):
                 return False
 
         return _Null()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     class _Bar:
         def __enter__(self):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from platformdirs import user_data_dir
+
 from ..errors import DownloadError
+from .archive import extract_tar_parts
 
 KAGGLE_CIFAKE = "birdy654/cifake-real-and-ai-generated-synthetic-images"
 KAGGLE_REAL_VS_AI = "cashbowman/ai-generated-images-vs-real-images"
@@ -18,7 +21,6 @@ def data_home() -> Path:
     env = os.environ.get("CIFAKE_DATA")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_data_dir
 
     return Path(user_data_dir("cifake-lightning"))
 
@@ -34,7 +36,7 @@ def download_kaggle(handle: str, dest: Path, layout: str) -> Path:
     """Download a Kaggle dataset with kagglehub into `dest` (kagglehub shows its own progress bar)."""
     url = f"https://www.kaggle.com/datasets/{handle}"
     try:
-        import kagglehub
+        import kagglehub  # optional: only to download
     except ImportError as e:  # pragma: no cover - a dependency
         raise DownloadError(f"kagglehub is not installed ({e}). {_manual_hint(url, dest, layout)}") from None
     dest.mkdir(parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def download_hf(repo_id: str, dest: Path, allow_patterns: list[str] | None, layo
     """Download (part of) a Hugging Face dataset repo into `dest`."""
     url = f"https://huggingface.co/datasets/{repo_id}"
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import snapshot_download  # optional: only to download
     except ImportError as e:  # pragma: no cover
         raise DownloadError(
             f"huggingface_hub is not installed ({e}). {_manual_hint(url, dest, layout)}"
@@ -81,7 +83,6 @@ def download_infimagine(
     The subsets are split .tar.gz archives of several GB per part (IFv1-CC1M is 120 GB in all); one
     part already holds thousands of images, plenty for an OOD test. Returns files unpacked per subset.
     """
-    from .archive import extract_tar_parts
 
     patterns = [f"ImageData/{split}/{sub}/**.tar.gz.{i}" for sub in subsets for i in range(parts)]
     raw = dest / "_download"

@@ -10,9 +10,11 @@ one-line reason.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import os
+import signal
 import stat
 import threading
 import time
@@ -194,7 +196,7 @@ def load_image(path: str | Path, size: int = 32, resize: str | None = None) -> n
 
 def load_image_tensor(path: str | Path, size: int = 32, resize: str | None = None):
     """Same as load_image but returns a torch (3, size, size) uint8 tensor."""
-    import torch
+    import torch  # decode workers import this module, and only need torch here
 
     return torch.from_numpy(load_image(path, size, resize).transpose(2, 0, 1).copy())
 
@@ -208,9 +210,6 @@ def die_with_parent(parent_pid: int) -> None:
     """
 
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):  # not Linux: the thread below covers it

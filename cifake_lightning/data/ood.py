@@ -20,7 +20,8 @@ import torch
 from ..errors import ConfigError, DataError, check_choice
 from .base import CachedImageDataModule
 from .download import HF_INFIMAGINE, KAGGLE_REAL_VS_AI, KAGGLE_TINY_IMAGENET, data_home
-from .layout import is_junk
+from .image_io import RESIZE_FILTERS
+from .layout import cifake_content_class, is_junk
 from .split import DecodedSplit, Source
 
 LABELS = {"real": 0, "fake": 1, "0": 0, "1": 1}
@@ -38,7 +39,6 @@ class FolderSourcesDataModule(CachedImageDataModule):
 
     def __init__(self, root: str | None = None, resize: str = "area", **kwargs) -> None:
         super().__init__(**kwargs)
-        from .image_io import RESIZE_FILTERS
 
         check_choice("data.resize", resize, sorted(RESIZE_FILTERS))
         self.root = root
@@ -103,8 +103,6 @@ class ImageFolderOOD(FolderSourcesDataModule):
         self.kinds = dict(kinds or {})
         check_choice("data.content_classes", content_classes, (None, "cifake"))
         if content_classes == "cifake":
-            from .layout import cifake_content_class
-
             self.class_parser = cifake_content_class
         if limit_per_source is not None and limit_per_source < 1:
             raise ConfigError("data.limit_per_source", f"must be >= 1, got {limit_per_source}")

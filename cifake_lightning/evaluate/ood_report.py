@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 from markdown_it import MarkdownIt
+from rich.console import Console
+from rich.table import Table
 
 from ..data.layout import CIFAR10_CLASSES
 from ..models.calibration import ece
@@ -305,8 +307,6 @@ TERMINAL_COLUMNS = ["source", "label", "n", "acc@thr", "auroc", "tpr@5%fpr", "me
 def _print_table(rows: list[dict], unseen: dict | None = None) -> None:
     """The terminal's share of the report: a few columns that fit a 100-column terminal (every column is
     in report.md), then one line of the generalisation summary."""
-    from rich.console import Console
-    from rich.table import Table
 
     t = Table(title="per-source test metrics (all columns: report.md)")
     for c in TERMINAL_COLUMNS:
@@ -356,7 +356,7 @@ def _to_wandb(loggers: list, report: dict, out: Path) -> None:
     loggers = [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
     if not loggers:
         return
-    import wandb
+    import wandb  # seconds to import: only when a W&B logger is attached
 
     table = wandb.Table(columns=COLUMNS, data=[[r.get(c) for c in COLUMNS] for r in report["sources"]])
     payload = {"test/sources": table, **ood_scalars(report)}

@@ -14,6 +14,7 @@ import io
 import numpy as np
 import torch
 import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
 from PIL import Image
 
 
@@ -27,7 +28,6 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    from kornia.filters import gaussian_blur2d
 
     k = 2 * int(round(3 * sigma)) + 1
     return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")

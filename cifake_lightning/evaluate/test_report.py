@@ -17,8 +17,9 @@ import yaml
 from ..errors import ConfigError
 from ..utils import write_json
 from .collect import TableCollector
+from .ood_report import write_source_report
 from .robustness import PERTURBATIONS, perturbed_logits
-from .table import PredictionTable, results_folder
+from .table import PredictionTable, checkpoint_key, file_digest, results_folder
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ class TestReport(TableCollector):
         table = self.tables.get("test")
         dm = trainer.datamodule
         if table is None:  # collect_predictions off, or a module without manifests: metrics only
-            from .table import checkpoint_key, file_digest
-
             ckpt = trainer.ckpt_path
             digest = file_digest(ckpt)[:8] if ckpt and Path(ckpt).is_file() else "none"
             out = Path(self.results_dir) / checkpoint_key(ckpt) / f"metrics-only-{digest}"
@@ -93,7 +92,6 @@ class TestReport(TableCollector):
             return out
         out = results_folder(self.results_dir, table, self.options())
         write_json(out / "metrics.json", {**self._metrics, "data": table.manifest.describe()})
-        from .ood_report import write_source_report
 
         self.report = write_source_report(
             out,

@@ -12,9 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion
+from kornia.filters import gaussian_blur2d
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.attention import attention_map, has_attention
+from ..models.calibration import calibrated_prob
+from .bands import BandAblation
 
 METHODS = ("integrated_gradients", "occlusion", "grad_cam", "attention", "band_ablation")
 
@@ -55,8 +60,6 @@ def make_baseline(x: torch.Tensor, kind: str = "black") -> torch.Tensor:
     if kind == "mean":
         return x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
     if kind == "blur":
-        from kornia.filters import gaussian_blur2d
-
         return gaussian_blur2d(x, (15, 15), (5.0, 5.0))
     if kind == "noise":
         g = torch.Generator(device="cpu").manual_seed(0)
@@ -78,7 +81,6 @@ def integrated_gradients(
     noise_samples > 0 averages IG over that many noisy copies of the input (SmoothGrad on IG, captum's
     NoiseTunnel), which de-speckles maps at the cost of that many IG runs; the noise uses the global RNG.
     """
-    from captum.attr import IntegratedGradients, NoiseTunnel
 
     ig = IntegratedGradients(model)
     kwargs = dict(
@@ -100,7 +102,6 @@ def occlusion(
     model: nn.Module, x: torch.Tensor, window: int = 8, stride: int = 4, fill: float = 0.5
 ) -> torch.Tensor:
     """Occlusion sensitivity: drop in the target logit when a window x window patch is grey (B,3,H,W)."""
-    from captum.attr import Occlusion
 
     return Occlusion(model).attribute(
         x,
@@ -113,7 +114,6 @@ def occlusion(
 
 def grad_cam(model: SignedLogit, x: torch.Tensor) -> torch.Tensor:
     """Grad-CAM on the backbone's `cam_layer`, upsampled to the input size (B, H, W), ReLU'd as in the paper."""
-    from captum.attr import LayerAttribution, LayerGradCam
 
     layer = model.classifier.backbone.cam_layer
     cam = LayerGradCam(model, layer).attribute(x, relu_attributions=True)
@@ -121,7 +121,6 @@ def grad_cam(model: SignedLogit, x: torch.Tensor) -> torch.Tensor:
 
 
 def attention(model: SignedLogit, x: torch.Tensor) -> torch.Tensor:
-    from ..models.attention import attention_map
 
     return attention_map(model.classifier, x)
 
@@ -143,7 +142,6 @@ def explain_batch(
     Methods a model cannot support (Grad-CAM without a conv layer, attention without attention) are
     skipped silently, so one method list works for every model.
     """
-    from ..models.attention import has_attention
 
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -161,8 +159,6 @@ def explain_batch(
         ):
             x = x.detach().float().clone()
             with torch.no_grad():
-                from ..models.calibration import calibrated_prob
-
                 out["prob"] = calibrated_prob(classifier, classifier(x).float())
             sign = target_sign(classifier, x, target)
             model = SignedLogit(classifier, sign)
@@ -198,7 +194,6 @@ def _ig(model, x, baseline, steps, out, noise_samples=0):
 
 
 def _bands(classifier, x, bands, out):
-    from .bands import BandAblation
 
     ablation = bands if bands is not None else BandAblation()
     res = ablation(classifier, x)

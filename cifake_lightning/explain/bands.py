@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from captum.attr import FeatureAblation
 from torch import nn
 
 from ..errors import ConfigError, check_choice
+from ..models.calibration import calibrated_prob
 from ..models.frequency import block_dct2, block_idct2, dct2, idct2, radial_frequency
 
 
@@ -33,7 +35,6 @@ class _FromDCT(nn.Module):
 
     def forward(self, coeffs: torch.Tensor) -> torch.Tensor:
         x = block_idct2(coeffs, self.block) if self.block else idct2(coeffs)
-        from ..models.calibration import calibrated_prob
 
         return calibrated_prob(self.classifier, self.classifier(x.clamp(0, 1) if self.clamp else x).float())
 
@@ -88,7 +89,6 @@ class BandAblation:
 
     @torch.no_grad()
     def __call__(self, classifier: nn.Module, x: torch.Tensor) -> BandResult:
-        from captum.attr import FeatureAblation
 
         b, c, h, w = x.shape
         ids, names = self.band_mask(h, w)

@@ -22,6 +22,7 @@ import torch
 from ..errors import ConfigError
 from ..utils import run_dir
 from .probe import ProbeSet, choose_probe
+from .render import render_grid
 from .report import ExplainSettings, explain, write_outputs
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,7 @@ class ExplainCallback(L.Callback):
         wandb_loggers = [lg for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"]
         if not wandb_loggers:
             return
-        import wandb
-
-        from .render import render_grid
+        import wandb  # seconds to import: only when a W&B logger is attached
 
         rows = [
             render_grid(

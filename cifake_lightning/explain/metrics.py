@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torchmetrics.functional import spearman_corrcoef
 
 
 def _mass(m: torch.Tensor) -> torch.Tensor:
@@ -46,7 +47,6 @@ def topk_iou(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> torch.T
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of absolute map values, per image (torchmetrics; ties share ranks)."""
-    from torchmetrics.functional import spearman_corrcoef
 
     fa, fb = a.abs().flatten(1).cpu().double(), b.abs().flatten(1).cpu().double()
     rho = spearman_corrcoef(fa.T.contiguous(), fb.T.contiguous()).reshape(-1).double()

@@ -16,6 +16,7 @@ from ..utils import write_atomic, write_json
 from .attributions import explain_batch
 from .bands import BandAblation
 from .metrics import map_statistics
+from .render import band_curve_png, render_grid, save_png
 
 
 @dataclass
@@ -209,7 +210,6 @@ def write_outputs(
 ) -> dict[str, Path]:
     """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths.
     `ckpt` (the explained checkpoint, absolute) goes into summary.json, so `cifake report` finds its run."""
-    from .render import band_curve_png, render_grid, save_png
 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"scores": write_json(out / "scores.json", ex.records())}

@@ -105,7 +105,7 @@ class AttentionCNN(nn.Module):
 
     def __init__(self, widths: tuple[int, int, int] = (32, 64, 128), dropout: float = 0.2) -> None:
         super().__init__()
-        from timm.layers.cbam import CbamModule
+        from timm.layers.cbam import CbamModule  # ~3 s to import; models/ is on `cifake models`' path
 
         layers: list[nn.Module] = []
         cin = 3

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from .checkpoint import read_checkpoint
 from .registry import register_model
 
 
@@ -46,7 +47,6 @@ class ConvAutoencoder(nn.Module):
 
 def load_autoencoder(path: str | Path) -> ConvAutoencoder:
     """The autoencoder weights from an AutoencoderModule checkpoint (weights_only load)."""
-    from .checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(path)
     state = {

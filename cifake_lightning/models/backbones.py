@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, check_choice
+from .attention import vit_attention_rollout
 from .registry import register_model
 
 ALIASES = {
@@ -60,7 +61,7 @@ class TimmBackbone(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        import timm
+        import timm  # ~3 s to import, and models/ is on the path of `cifake models` (<= 3 s)
 
         check_choice("model.backbone.stem", stem, ("cifar", "upsample"))
         name = ALIASES.get(model_name, model_name)
@@ -94,7 +95,7 @@ class TimmBackbone(nn.Module):
         if stem == "cifar" and name.startswith("vgg"):
             # VGG's 7x7x512 -> 4096 "pre-logits" conv (~120M parameters) expects 224px inputs; at 32px the
             # features are 1x1, so pool them straight into the classifier (as CIFAR VGGs do).
-            from timm.layers import ClassifierHead
+            from timm.layers import ClassifierHead  # timm: see above
 
             self.model.pre_logits = nn.Identity()
             self.model.head = ClassifierHead(
@@ -124,7 +125,6 @@ class TimmBackbone(nn.Module):
         """ViT attention rollout (Abnar & Zuidema 2020) as a (B, H, W) map in [0, 1]."""
         if not self.is_vit:
             raise AttributeError(f"{self.model_name} has no attention to read out")
-        from .attention import vit_attention_rollout
 
         return vit_attention_rollout(self, x)
 

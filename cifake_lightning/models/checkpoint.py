@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from packaging.version import InvalidVersion, Version
 
 from ..errors import CheckpointError
 
@@ -43,8 +44,6 @@ def read_checkpoint(path: str | Path) -> dict:
             path,
         )
     try:
-        from packaging.version import InvalidVersion, Version
-
         Version(version)
     except InvalidVersion:
         raise CheckpointError(f"has an unreadable Lightning version {version!r}", path) from None

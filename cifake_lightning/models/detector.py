@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from jsonargparse import ArgumentParser
 from torch import nn
 
 from ..errors import CheckpointError
@@ -83,7 +84,6 @@ class Detector(nn.Module):
 
 def _instantiate(hp: dict, path) -> dict:
     """backbone and preprocess modules from a checkpoint's saved class specs, by jsonargparse."""
-    from jsonargparse import ArgumentParser
 
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--backbone", type=nn.Module)

@@ -75,7 +75,7 @@ class ResNetPyramidStream(nn.Module):
         self, model_name: str = "resnet18", pretrained: bool = False, out_channels: int = 256
     ) -> None:
         super().__init__()
-        import timm
+        import timm  # ~3 s to import, and models/ is on the path of `cifake models` (<= 3 s)
 
         self.body = timm.create_model(
             model_name, pretrained=pretrained, features_only=True, out_indices=(1, 2, 3)
@@ -148,7 +148,7 @@ class DualStreamDetector(nn.Module):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        from timm.layers.cbam import CbamModule
+        from timm.layers.cbam import CbamModule  # timm: see above
 
         check_choice("model.backbone.streams", streams, ("both", "spatial", "frequency"))
         check_choice("model.backbone.spatial", spatial, ("resnet18", "resnet34", "small"))

@@ -107,7 +107,7 @@ class FrequencyTransform(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):  # spectra need float32 precision
             x = x.float()
             if self.colour == "luma":
-                from kornia.color import rgb_to_ycbcr
+                from kornia.color import rgb_to_ycbcr  # kornia: not on `cifake models`' path
 
                 x = rgb_to_ycbcr(x)[:, :1]
             if self.kind == "dct":

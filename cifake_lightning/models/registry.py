@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import functools
 import inspect
@@ -47,8 +48,6 @@ def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model; unknown names raise a ValueError listing close matches."""
     fn = _lookup(name)
     if fn is None:
-        import difflib
-
         close = difflib.get_close_matches(name, list(_MODELS), n=5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError("model name", f"unknown model name {name!r}{hint}; `cifake models` lists them")

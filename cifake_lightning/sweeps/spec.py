@@ -38,7 +38,7 @@ def load_sweep(path: str | Path) -> dict:
 
 def violations(cfg: dict) -> list[str]:
     """W&B's schema violations for this sweep config (empty = valid); needs the `sweeps` package."""
-    from sweeps import schema_violations_from_proposed_config
+    from sweeps import schema_violations_from_proposed_config  # the optional `sweeps` package
 
     return list(schema_violations_from_proposed_config(cfg))
 
@@ -57,7 +57,7 @@ def grid_runs(cfg: dict) -> list[dict]:
     if cfg["method"] != "grid":
         raise ConfigError("sweep method", f"grid expansion needs method: grid, not {cfg['method']!r}")
     if _have_sweeps():
-        from sweeps import next_runs
+        from sweeps import next_runs  # optional, see _have_sweeps
 
         proposals = next_runs(cfg, [], validate=True, n=10**6)
         return [{k: v["value"] for k, v in r.config.items()} for r in proposals if r is not None]
@@ -75,7 +75,7 @@ def propose(cfg: dict, finished: list[tuple[dict, float | None]], n: int = 1) ->
         raise ConfigError(
             "sweep method", f"method {cfg['method']!r} needs the `sweeps` package: pip install sweeps"
         )
-    from sweeps import RunState, SweepRun, next_runs
+    from sweeps import RunState, SweepRun, next_runs  # optional, see _have_sweeps
 
     metric = cfg.get("metric", {}).get("name")
     history = [

@@ -10,9 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window: before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..evaluate.plots import fig_png
+from ..models.bird_lotfi import CONV_LAYERS, FILTERS, parse_topology
 from .runs import RunRecord, finite
 
 #: Bird & Lotfi (2024), feature-extractor accuracies (%) by filters x conv layers (seed 004's table).
@@ -93,9 +95,6 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
 
 def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dict]]:
     """Ours vs the paper for conv{F}x{L} topologies (no dense head); None when no such runs."""
-    import numpy as np
-
-    from ..models.bird_lotfi import CONV_LAYERS, FILTERS, parse_topology
 
     cells: dict[tuple[int, int], list[float]] = {}
     for r in runs:

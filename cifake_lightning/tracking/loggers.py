@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
 from ..errors import ConfigError
+from .csv_logger import ResumableCSVLogger
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +203,6 @@ def build_loggers(
     sit together. Predict logs nothing to W&B (its output is the predictions file).
     """
     global _said_offline
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from .csv_logger import ResumableCSVLogger
 
     run_dir = Path(tracking.save_dir) / name
     if version is None:
@@ -217,8 +217,6 @@ def build_loggers(
     if tracking.wandb and subcommand != "predict":
         mode = resolve_wandb_mode(tracking.mode)
         if mode != "disabled":
-            from lightning.pytorch.loggers import WandbLogger
-
             if mode == "offline" and not _said_offline:
                 log.warning("W&B: logging offline to %s/wandb (upload later with `wandb sync`)", run_dir)
                 _said_offline = True

@@ -349,7 +349,7 @@ def _local_run(d: Path, tests: dict[str, list[dict]], explains: dict[str, dict])
 
 def collect_wandb(project: str, entity: str | None = None, limit: int = 500) -> list[RunRecord]:
     """Runs of a W&B project through the public API (needs network and an API key)."""
-    import wandb
+    import wandb  # seconds to import: only to read a W&B project
 
     api = wandb.Api(timeout=30)
     runs = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def wandb_report(project: str, entity: str | None, title: str):
     """A W&B Report with the same views (needs `wandb-workspaces`; `.save()` needs network + API key)."""
-    import wandb_workspaces.reports.v2 as wr
+    import wandb_workspaces.reports.v2 as wr  # optional, online only
 
     runset = wr.Runset(entity=entity or "", project=project, name="all runs")
     return wr.Report(

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -60,8 +61,6 @@ def final_linear(backbone: nn.Module) -> nn.Linear:
 def _cli_instantiated() -> bool:
     """True while LightningCLI builds this module (it then saves the config dicts as hparams)."""
     try:
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-
         return _given_hyperparameters.get() is not None
     except ImportError:  # pragma: no cover - private API moved
         return False

@@ -186,15 +186,15 @@ def test_cache_whose_tensors_were_rewritten_is_rebuilt(cifake_root, tmp_path, ta
 
 # ------------------------------------------------------------------------------ 9. full disks
 def test_full_cache_dir_warns_and_continues(cifake_root, tmp_path, monkeypatch):
-    import safetensors.torch
     from safetensors import SafetensorError
 
+    from cifake_lightning.data import cache
     from cifake_lightning.data.cache import load_or_build
 
     def full(*a, **k):
         raise SafetensorError("Error while serializing: IoError(No space left on device)")
 
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    monkeypatch.setattr(cache, "save_file", full)
     with pytest.warns(UserWarning, match="could not write cache"):
         split = load_or_build("test", _srcs(cifake_root), cifake_root, tmp_path, progress=False, workers=1)
     assert len(split) == 100 and split.cache_path is None
