@@ -123,7 +123,7 @@ def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dic
     ]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), dpi=100)
     for ax, key, title in (
-        (axes[0], "ours", "these runs: best-epoch validation accuracy, %, mean over repeats"),
+        (axes[0], "ours", "these runs: best-epoch val. accuracy, %\n(mean over repeats)"),
         (axes[1], "paper", "Bird & Lotfi 2024 (CIFAKE, %)"),
     ):
         grid = np.full((len(FILTERS), len(CONV_LAYERS)), np.nan)
