@@ -73,7 +73,6 @@ class LoggedSaveConfig(SaveConfigCallback):
     """Save the resolved config as config.yaml in the run folder and into the W&B run's config."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
-
         resolved = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         for lg in trainer.loggers:
             if type(lg).__name__ == "WandbLogger":
@@ -214,7 +213,6 @@ class CifakeCLI(LightningCLI):
         """Refuse `--ckpt_path last` with options that change what the run computes (another model, data,
         seed, lr ...), before anything of the run is rewritten: the run's config.yaml, run_info_fit.json
         and metrics.csv stay as its finished epochs wrote them."""
-
         if not saved_path.is_file():
             return
         try:
@@ -389,7 +387,6 @@ def _own_error(e: BaseException) -> CifakeError | None:
 
 def _check_writable(folder: Path, option: str) -> None:
     """Fail before training starts, not after hours, when outputs cannot be written."""
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".cifake-write-test-"):
@@ -409,7 +406,6 @@ class _DropTip(logging.Filter):
 
 def _quiet_lightning() -> None:
     """Silence notices that do not apply to how cifake runs Lightning (each checked to be harmless)."""
-
     for handler in logging.getLogger("lightning.pytorch").handlers:
         handler.addFilter(_DropTip())
     # testing a checkpoint does not need the fit-time callbacks it mentions
@@ -443,7 +439,6 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """fit/validate/test/predict through LightningCLI (console.main routes the other commands here)."""
-
     from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     installed, previous = False, None

@@ -31,7 +31,6 @@ def cpu_native_bf16() -> bool:
 
 def auto_precision() -> tuple[str, str]:
     """(Lightning precision, reason) for the device Lightning's `accelerator: auto` will pick."""
-
     if torch.cuda.is_available():
         if torch.cuda.is_bf16_supported():
             return "bf16-mixed", f"{torch.cuda.get_device_name(0)} computes bf16 natively"

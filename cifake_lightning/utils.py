@@ -12,7 +12,6 @@ from .errors import ConfigError, OutputError
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write a file via a temporary name + rename, so readers never see a half-written result."""
-
     path = Path(path)
     if path.exists() and not path.is_file():  # a device or pipe (/dev/stdout, a FIFO): never replace it
         try:
@@ -44,7 +43,6 @@ def check_output_not_input(out: str | Path, option: str, inputs) -> None:
     """Refuse an output path that is one of the command's input files (the checkpoint, an image): writing
     the result there would destroy what it was computed from. Checked before any work is done; hard
     links and symbolic links to an input count as the input."""
-
     out = Path(out)
     if not out.exists():
         return

@@ -72,7 +72,6 @@ class GridExport(L.Callback):
 
     @staticmethod
     def _checkpoint(trainer, pl_module, backbone, single_config: dict, path: Path, name: str = "") -> None:
-
         model = single_config["model"]
         hparams = {
             "_class_path": model["class_path"],
@@ -133,7 +132,6 @@ def _split_rows(rows: list[dict], name: str) -> list[dict]:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-
     keys = ["epoch", "step"] + sorted({k for r in rows for k in r} - {"epoch", "step"})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)

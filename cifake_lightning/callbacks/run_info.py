@@ -45,7 +45,6 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def package_versions() -> dict[str, str]:
-
     out = {"python": sys.version.split()[0]}
     for pkg in (
         "cifake-lightning",
@@ -69,7 +68,6 @@ def package_versions() -> dict[str, str]:
 
 
 def machine_info() -> dict:
-
     info = {
         "host": platform.node(),
         "platform": platform.platform(),
@@ -111,14 +109,12 @@ class RunInfo(L.Callback):
     """Writes ``run_info.json`` into the run's log dir at setup and adds it to the loggers' config."""
 
     def on_fit_start(self, trainer, pl_module) -> None:
-
         self._t0 = time.perf_counter()
         if trainer.is_global_zero:
             print(f"cifake: {fit_banner(trainer, pl_module)}", file=sys.stderr, flush=True)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         """Record wall time and epochs of the fit (read by `cifake report`)."""
-
         info = dict(getattr(pl_module, "run_info", {}))
         info["fit_seconds"] = round(time.perf_counter() - getattr(self, "_t0", time.perf_counter()), 2)
         info["epochs_completed"] = trainer.current_epoch

@@ -30,7 +30,6 @@ from ..models.detector import Detector
 
 
 def _parser():
-
     p = ArgumentParser(prog="cifake explain", description=__doc__, formatter_class=raw_help())
     p.add_argument(
         "--config", action=ActionConfigFile, help="options from a YAML file (e.g. configs/explain/*.yaml)"
@@ -64,7 +63,6 @@ def _parser():
 
 
 def _folder_images(folder: Path, n: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-
     candidates = sorted(
         p for p in folder.rglob("*") if p.is_file() and not is_junk(p.name) and has_image_extension(p)
     )
@@ -100,7 +98,6 @@ def _run_config_data(ckpt: Path):
 
 
 def main(argv: list[str]) -> None:
-
     parser = _parser()
     cfg = parser.parse_args(argv)
     for option in ("n", "batch_size"):

@@ -98,7 +98,6 @@ class AlignedFakes:
 
 def jpeg_roundtrip(images: torch.Tensor, quality: int) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> the same images after a JPEG encode/decode at `quality` (PIL, 4:2:0)."""
-
     out = np.empty_like(images.permute(0, 2, 3, 1).numpy())
     for i, img in enumerate(images.permute(0, 2, 3, 1).numpy()):
         buf = io.BytesIO()

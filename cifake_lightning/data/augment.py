@@ -138,7 +138,6 @@ def build_augmentation(cfg: AugmentConfig, size: int = 32) -> nn.Module | None:
 @torch.no_grad()
 def blur_reals(x: torch.Tensor, label: torch.Tensor, p: float, sigma: tuple[float, float]) -> torch.Tensor:
     """Blur each real image (label 0) with probability p, sigma uniform in `sigma` (see real_blur)."""
-
     sel = (label.to(x.device) == 0) & (torch.rand(x.shape[0], device=x.device) < p)
     if not sel.any():
         return x

@@ -253,7 +253,6 @@ class CachedImageDataModule(L.LightningDataModule):
 
     def manifest(self, split: str):
         """The frozen SplitManifest of a split: what a PredictionTable of it refers to."""
-
         d = self.decoded(split)
         return SplitManifest(
             split=split,

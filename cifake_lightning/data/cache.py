@@ -60,7 +60,6 @@ def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def _write_atomic(split: DecodedSplit, path: Path, manifest: dict) -> None:
-
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tensors = {
         "images": split.images.contiguous(),
@@ -83,7 +82,6 @@ def _write_atomic(split: DecodedSplit, path: Path, manifest: dict) -> None:
 
 def read_manifest(path: Path) -> dict | None:
     """The manifest of a cache file, or None when it is missing or unreadable (then it is rebuilt)."""
-
     if not path.is_file():
         return None
     try:
@@ -97,7 +95,6 @@ def read_manifest(path: Path) -> dict | None:
 
 def _read(path: Path, manifest: dict) -> DecodedSplit | None:
     """Load a cache file, or None (with a warning) when its tensors no longer match its manifest."""
-
     try:
         t = load_file(str(path))
     except Exception as e:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
@@ -155,7 +152,6 @@ def load_or_build(
     lock_timeout: float = 3600.0,
 ) -> DecodedSplit:
     """Return the decoded split, reading the cache when its fingerprint matches, else building it."""
-
     if on_bad_file not in ON_BAD_FILE:
         raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
     root = Path(root)

@@ -171,7 +171,6 @@ class CIFAKEDataModule(CachedImageDataModule):
 
     def _more_fakes(self, train: DecodedSplit) -> DecodedSplit:
         """Training split + extra fake folders + aligned fakes + zoo fakes + real mosaics (options, off by default)."""
-
         for name, path in self._extra_sources():
             extra = load_or_build(
                 f"extra-{name.replace('/', '_')}",

@@ -83,7 +83,6 @@ def download_infimagine(
     The subsets are split .tar.gz archives of several GB per part (IFv1-CC1M is 120 GB in all); one
     part already holds thousands of images, plenty for an OOD test. Returns files unpacked per subset.
     """
-
     patterns = [f"ImageData/{split}/{sub}/**.tar.gz.{i}" for sub in subsets for i in range(parts)]
     raw = dest / "_download"
     download_hf(HF_INFIMAGINE, raw, patterns, "one folder per generator subset")

@@ -208,7 +208,6 @@ def die_with_parent(parent_pid: int) -> None:
     otherwise keep decoding for minutes. On Linux the kernel delivers SIGKILL to the worker when its
     parent dies (PR_SET_PDEATHSIG); everywhere, a daemon thread also polls the parent's pid.
     """
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1

@@ -54,7 +54,6 @@ def fetch_github(repo: str, commit: str, path: str) -> bytes:
 
 def cifar10_test_images(root: Path) -> np.ndarray:
     """The 10,000 CIFAR-10 test images (N, 32, 32, 3) uint8, downloaded by torchvision into `root`."""
-
     return CIFAR10(str(root), train=False, download=True).data
 
 

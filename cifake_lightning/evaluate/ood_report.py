@@ -307,7 +307,6 @@ TERMINAL_COLUMNS = ["source", "label", "n", "acc@thr", "auroc", "tpr@5%fpr", "me
 def _print_table(rows: list[dict], unseen: dict | None = None) -> None:
     """The terminal's share of the report: a few columns that fit a 100-column terminal (every column is
     in report.md), then one line of the generalisation summary."""
-
     t = Table(title="per-source test metrics (all columns: report.md)")
     for c in TERMINAL_COLUMNS:
         t.add_column(c, justify="left" if c in ("source", "label") else "right", overflow="fold")

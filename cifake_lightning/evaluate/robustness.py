@@ -28,7 +28,6 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-
     k = 2 * int(round(3 * sigma)) + 1
     return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="reflect")
 

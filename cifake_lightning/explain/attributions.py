@@ -81,7 +81,6 @@ def integrated_gradients(
     noise_samples > 0 averages IG over that many noisy copies of the input (SmoothGrad on IG, captum's
     NoiseTunnel), which de-speckles maps at the cost of that many IG runs; the noise uses the global RNG.
     """
-
     ig = IntegratedGradients(model)
     kwargs = dict(
         baselines=make_baseline(x, baseline),
@@ -102,7 +101,6 @@ def occlusion(
     model: nn.Module, x: torch.Tensor, window: int = 8, stride: int = 4, fill: float = 0.5
 ) -> torch.Tensor:
     """Occlusion sensitivity: drop in the target logit when a window x window patch is grey (B,3,H,W)."""
-
     return Occlusion(model).attribute(
         x,
         sliding_window_shapes=(3, window, window),
@@ -114,14 +112,12 @@ def occlusion(
 
 def grad_cam(model: SignedLogit, x: torch.Tensor) -> torch.Tensor:
     """Grad-CAM on the backbone's `cam_layer`, upsampled to the input size (B, H, W), ReLU'd as in the paper."""
-
     layer = model.classifier.backbone.cam_layer
     cam = LayerGradCam(model, layer).attribute(x, relu_attributions=True)
     return LayerAttribution.interpolate(cam, x.shape[-2:], interpolate_mode="bilinear")[:, 0]
 
 
 def attention(model: SignedLogit, x: torch.Tensor) -> torch.Tensor:
-
     return attention_map(model.classifier, x)
 
 
@@ -142,7 +138,6 @@ def explain_batch(
     Methods a model cannot support (Grad-CAM without a conv layer, attention without attention) are
     skipped silently, so one method list works for every model.
     """
-
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ConfigError(
@@ -194,7 +189,6 @@ def _ig(model, x, baseline, steps, out, noise_samples=0):
 
 
 def _bands(classifier, x, bands, out):
-
     ablation = bands if bands is not None else BandAblation()
     res = ablation(classifier, x)
     out["band_drop"] = res.drop

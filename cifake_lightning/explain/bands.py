@@ -89,7 +89,6 @@ class BandAblation:
 
     @torch.no_grad()
     def __call__(self, classifier: nn.Module, x: torch.Tensor) -> BandResult:
-
         b, c, h, w = x.shape
         ids, names = self.band_mask(h, w)
         ids = ids.to(x.device)

@@ -47,7 +47,6 @@ def topk_iou(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> torch.T
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman rank correlation of absolute map values, per image (torchmetrics; ties share ranks)."""
-
     fa, fb = a.abs().flatten(1).cpu().double(), b.abs().flatten(1).cpu().double()
     rho = spearman_corrcoef(fa.T.contiguous(), fb.T.contiguous()).reshape(-1).double()
     return _undefined_where_empty(rho, a.cpu(), b.cpu())

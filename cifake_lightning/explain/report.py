@@ -123,7 +123,7 @@ class Explanation:
             if not sel.any():
                 continue
             # NaN = undefined for that image (an empty map): the mean is over the maps that have one
-            d = {k: _finite_or_none(float(v[sel.cpu()].double().nanmean())) for k, v in self.stats.items()}
+            d = {k: _finite_or_none(float(v[sel].double().nanmean())) for k, v in self.stats.items()}
             if "ig_delta" in self.maps:
                 d["ig_abs_delta"] = float(self.maps["ig_delta"].cpu()[sel].abs().mean())
                 d["ig_relative_delta"] = float(self.maps["ig_relative_delta"].cpu()[sel].mean())
@@ -210,7 +210,6 @@ def write_outputs(
 ) -> dict[str, Path]:
     """grid.png, bands.png, scores.json and summary.json (+ summary.md) in `out`; returns the paths.
     `ckpt` (the explained checkpoint, absolute) goes into summary.json, so `cifake report` finds its run."""
-
     out.mkdir(parents=True, exist_ok=True)
     paths = {"scores": write_json(out / "scores.json", ex.records())}
     summary = ex.summary()

@@ -47,7 +47,6 @@ class ConvAutoencoder(nn.Module):
 
 def load_autoencoder(path: str | Path) -> ConvAutoencoder:
     """The autoencoder weights from an AutoencoderModule checkpoint (weights_only load)."""
-
     ckpt = read_checkpoint(path)
     state = {
         k.removeprefix("autoencoder."): v

@@ -84,7 +84,6 @@ class Detector(nn.Module):
 
 def _instantiate(hp: dict, path) -> dict:
     """backbone and preprocess modules from a checkpoint's saved class specs, by jsonargparse."""
-
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--backbone", type=nn.Module)
     parser.add_argument("--preprocess", type=nn.Module | None, default=None)

@@ -60,7 +60,6 @@ def model_spec(name: str) -> dict | None:
     Names are registered as classes or as `functools.partial(Class, **fixed_args)`, so every name has
     a config equivalent that a checkpoint can store; None for unknown names.
     """
-
     fn = _lookup(name)
     args: dict = {}
     while isinstance(fn, functools.partial):

@@ -271,7 +271,6 @@ def _select(key: str, label: str, values: list[str]) -> str:
 
 
 def _links(r: RunRecord, out: Path) -> str:
-
     items = []
     for label, target in r.links.items():
         rel = os.path.relpath(target, out)

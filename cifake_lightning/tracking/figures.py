@@ -95,7 +95,6 @@ def learning_curves_png(runs: list[RunRecord]) -> bytes:
 
 def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dict]]:
     """Ours vs the paper for conv{F}x{L} topologies (no dense head); None when no such runs."""
-
     cells: dict[tuple[int, int], list[float]] = {}
     for r in runs:
         if not r.topology or "-dense" in r.topology:
