@@ -242,20 +242,18 @@ def _mean_sd(values: list, column: str) -> str:
 def repeats_table(
     groups: list[tuple[str, list[RunRecord]]], columns: list[str]
 ) -> tuple[list[str], list[list[str]]]:
-    """One row per variant (runs that differ only in seed): n, seeds, mean ± sd of every column."""
+    """One row per variant (runs that differ only in seed): n, seeds, mean ± sd of every column. A
+    variant with no value in any column (a grid run, whose results are its exported topologies') is
+    left out."""
     head = ["variant", "n", "seeds", *columns]
     body = []
     for label, members in groups:
         rows = [m.row() for m in members]
         seeds = sorted({str(r.get("hp.seed")) for r in rows if r.get("hp.seed") is not None})
-        body.append(
-            [
-                label,
-                str(len(members)),
-                ",".join(seeds),
-                *(_mean_sd([r.get(c) for r in rows], c) for c in columns),
-            ]
-        )
+        cells = [_mean_sd([r.get(c) for r in rows], c) for c in columns]
+        if columns and not any(cells):
+            continue
+        body.append([label, str(len(members)), ",".join(seeds), *cells])
     return head, body
 
 

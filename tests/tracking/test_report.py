@@ -342,6 +342,21 @@ def test_repeat_cells_show_a_shared_count_as_itself_and_metrics_as_mean_and_sd()
     assert _mean_sd([0.1, 0.2, None], "FPR@thr ood/real_photos") == "15.0% ± 7.1"
 
 
+def test_a_variant_with_no_value_in_any_repeat_column_is_left_out():
+    """A grid run's own row has none of its exported topologies' columns: no row of empty cells."""
+    from cifake_lightning.tracking.dashboard import repeats_table
+    from cifake_lightning.tracking.runs import RunRecord
+
+    def run(name, seed, acc):
+        best = {} if acc is None else {"val/acc": acc}
+        return RunRecord(name, name, "BirdLotfiCNN", "", 1000, 3, 1.0, best=best, hparams={"seed": seed})
+
+    groups = [("grid", [run("grid", 0, None), run("grid", 1, None)]), ("conv", [run("conv", 0, 0.9)])]
+    head, body = repeats_table(groups, ["val_acc"])
+    assert [row[0] for row in body] == ["conv"] and body[0][3] == "0.900"
+    assert len(repeats_table(groups, [])[1]) == 2  # no columns asked: every variant keeps its n and seeds
+
+
 def test_curve_axis_ticks_of_a_narrow_range_are_told_apart():
     from cifake_lightning.tracking.dashboard import tick_labels
 
