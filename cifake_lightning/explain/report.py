@@ -232,10 +232,13 @@ def write_outputs(
         paths["bands"] = band_curve_png(
             ex.maps["band_names"], ex.maps["band_drop"], out / "bands.png", title, ex.labels
         )
+    ran = [m for m in settings.methods if m in ex.maps]
+    skipped = [m for m in settings.methods if m not in ran]
     lines = [
         f"# Explanations{': ' + title if title else ''}",
         "",
-        f"{summary['n']} images; methods: {', '.join(settings.methods)}",
+        f"{summary['n']} images; methods: {', '.join(ran)}"
+        + (f" ({', '.join(skipped)}: not supported by this model, skipped)" if skipped else ""),
         "",
     ]
     if len(shown) < n:

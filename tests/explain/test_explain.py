@@ -225,6 +225,9 @@ def test_explain_command_writes_grid_and_scores(cifake_root, demo_ckpt, tmp_path
     scores = json.loads((tmp_path / "ex" / "scores.json").read_text())
     assert len(scores) == 6 and {"real", "fake"} == {s["label"] for s in scores}
     assert "integrated_gradients~grad_cam/spearman" in scores[0]
+    head = (tmp_path / "ex" / "summary.md").read_text().splitlines()[2]  # what ran, and what could not
+    assert head.startswith("6 images; methods: integrated_gradients, occlusion, grad_cam, band_ablation")
+    assert "(attention: not supported by this model, skipped)" in head
     # a plain folder of images, any size, labelled by REAL/FAKE subfolders
     main(
         [
