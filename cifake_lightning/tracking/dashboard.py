@@ -222,21 +222,24 @@ def _breakable(text: str) -> str:
 
 
 def _mean_sd(values: list, column: str) -> str:
-    """'mean ± sd' of a column's finite values, formatted like its cells ('' when there are none)."""
+    """'mean ± sd' of a column's finite values, formatted like its cells ('' when there are none); a
+    cell from fewer runs than the variant has (a run not yet tested, still training or failed) says how
+    many: '0.747 (1 of 2)'."""
     v = [float(x) for x in values if isinstance(x, int | float) and math.isfinite(x)]
     if not v:
         return ""
     ints = [x for x in values if isinstance(x, int) and not isinstance(x, bool)]
     if ints and len(ints) == len(v) and len(set(ints)) == 1:  # a count every repeat shares (params, epochs)
-        return str(ints[0])
-    pct = "FPR" in column or "detected" in column
-    scale = 100.0 if pct else 1.0
-    mean = scale * statistics.fmean(v)
-    text = f"{mean:.1f}%" if pct else f"{mean:.3f}"
-    if len(v) > 1:
-        sd = scale * statistics.stdev(v)
-        text += f" ± {sd:.1f}" if pct else f" ± {sd:.3f}"
-    return text
+        text = str(ints[0])
+    else:
+        pct = "FPR" in column or "detected" in column
+        scale = 100.0 if pct else 1.0
+        mean = scale * statistics.fmean(v)
+        text = f"{mean:.1f}%" if pct else f"{mean:.3f}"
+        if len(v) > 1:
+            sd = scale * statistics.stdev(v)
+            text += f" ± {sd:.1f}" if pct else f" ± {sd:.3f}"
+    return text if len(v) == len(values) else f"{text} ({len(v)} of {len(values)})"
 
 
 def repeats_table(
@@ -361,7 +364,8 @@ def _repeats(out, runs, rows, ood_cols, repeat_columns, paths) -> str:
     paths["repeats"] = write_atomic(out / "repeats.md", repeats_markdown(rhead, rbody))
     return (
         "<h2>Repeats: mean ± sd over seeds</h2><p>Runs whose names differ only in their seed, one row per "
-        'variant (also in repeats.md).</p><table id="repeats"><thead><tr>'
+        "variant (also in repeats.md); a cell from fewer of the variant's runs says how many.</p>"
+        '<table id="repeats"><thead><tr>'
         + "".join(f"<th>{_breakable(c)}</th>" for c in rhead)
         + "</tr></thead><tbody>"
         + "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in rbody)

@@ -339,7 +339,10 @@ def test_repeat_cells_show_a_shared_count_as_itself_and_metrics_as_mean_and_sd()
     assert _mean_sd([84001, 84001, 84001], "params") == "84001"
     assert _mean_sd([1.0, 1.0], "AUROC test/FAKE") == "1.000 ± 0.000"  # a metric stays a metric
     assert _mean_sd([3, 4], "epochs") == "3.500 ± 0.707"
-    assert _mean_sd([0.1, 0.2, None], "FPR@thr ood/real_photos") == "15.0% ± 7.1"
+    # a run without the value (not tested yet, or still training) is not hidden in the mean
+    assert _mean_sd([0.1, 0.2, None], "FPR@thr ood/real_photos") == "15.0% ± 7.1 (2 of 3)"
+    assert _mean_sd([0.747, None], "genset-v2: unseen mean AUROC") == "0.747 (1 of 2)"
+    assert _mean_sd([0.5, 0.6], "val_acc") == "0.550 ± 0.071"
 
 
 def test_a_variant_with_no_value_in_any_repeat_column_is_left_out():
