@@ -234,11 +234,10 @@ def _mean_sd(values: list, column: str) -> str:
     else:
         pct = "FPR" in column or "detected" in column
         scale = 100.0 if pct else 1.0
-        mean = scale * statistics.fmean(v)
-        text = f"{mean:.1f}%" if pct else f"{mean:.3f}"
+        digits = 1 if pct else 0 if column == "fit_s" else 3  # seconds need no decimals
+        text = f"{scale * statistics.fmean(v):.{digits}f}" + ("%" if pct else "")
         if len(v) > 1:
-            sd = scale * statistics.stdev(v)
-            text += f" ± {sd:.1f}" if pct else f" ± {sd:.3f}"
+            text += f" ± {scale * statistics.stdev(v):.{digits}f}"
     return text if len(v) == len(values) else f"{text} ({len(v)} of {len(values)})"
 
 

@@ -343,6 +343,7 @@ def test_repeat_cells_show_a_shared_count_as_itself_and_metrics_as_mean_and_sd()
     assert _mean_sd([0.1, 0.2, None], "FPR@thr ood/real_photos") == "15.0% ± 7.1 (2 of 3)"
     assert _mean_sd([0.747, None], "genset-v2: unseen mean AUROC") == "0.747 (1 of 2)"
     assert _mean_sd([0.5, 0.6], "val_acc") == "0.550 ± 0.071"
+    assert _mean_sd([1486.3, 1333.7], "fit_s") == "1410 ± 108"
 
 
 def test_a_variant_with_no_value_in_any_repeat_column_is_left_out():
