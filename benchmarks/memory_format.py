@@ -16,20 +16,24 @@ import time
 import torch
 import torch.nn.functional as F
 
+#: (registered name, its arguments, batch size)
 MODELS = [
-    ("conv32x2-dense64x1", 256),
-    ("lightweight_cnn_hoc", 256),
-    ("attention_cnn", 128),
-    ("dualstream_small", 128),
-    ("resnet18", 64),
+    ("conv32x2-dense64x1", {}, 256),
+    ("lightweight_cnn_hoc", {}, 256),
+    ("attention_cnn", {}, 128),
+    ("dualstream_small", {}, 128),
+    ("resnet18", {}, 64),
+    ("content_energy", {"width": 48}, 256),  # configs/experiments/pubgen_content_scale.yaml's CNN
 ]
 
 
-def _rate(name: str, batch: int, channels_last: bool, bf16: bool, device: str, seconds: float) -> float:
+def _rate(
+    name: str, kwargs: dict, batch: int, channels_last: bool, bf16: bool, device: str, seconds: float
+) -> float:
     from cifake_lightning.models import create_model
 
     torch.manual_seed(0)
-    m = create_model(name).to(device)
+    m = create_model(name, **kwargs).to(device)
     x = torch.rand(batch, 3, 32, 32, device=device)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -64,15 +68,15 @@ def main() -> None:
     from ._common import markdown_table, record
 
     rows = []
-    for name, batch in MODELS:
+    for name, kwargs, batch in MODELS:
         r = {
-            (cl, bf): _rate(name, batch, cl, bf, args.device, args.seconds)
+            (cl, bf): _rate(name, kwargs, batch, cl, bf, args.device, args.seconds)
             for cl in (False, True)
             for bf in (False, True)
         }
         rows.append(
             {
-                "model": name,
+                "model": " ".join([name, *(f"{k}={v}" for k, v in kwargs.items())]),
                 "batch": batch,
                 "NCHW fp32 img/s": r[(False, False)],
                 "channels-last fp32": r[(True, False)],

@@ -52,12 +52,17 @@ def _ood_order(col: str) -> tuple:
     return (tag, len(rank) + metric.startswith("FPR"), metric)  # per-kind AUROCs, then FPRs
 
 
+def _percent(column: str) -> bool:
+    """Whether a column holds a share shown as a percentage (FPRs, detected shares)."""
+    return "FPR" in column or "detected" in column
+
+
 def _cell(v, column: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     if column == "fit_s" and isinstance(v, int | float):
         return f"{v:,.0f}"
-    if isinstance(v, float) and ("FPR" in column or "detected" in column):
+    if isinstance(v, float) and _percent(column):
         return f"{100 * v:.1f}%"
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
@@ -232,7 +237,7 @@ def _mean_sd(values: list, column: str) -> str:
     if ints and len(ints) == len(v) and len(set(ints)) == 1:  # a count every repeat shares (params, epochs)
         text = str(ints[0])
     else:
-        pct = "FPR" in column or "detected" in column
+        pct = _percent(column)
         scale = 100.0 if pct else 1.0
         digits = 1 if pct else 0 if column == "fit_s" else 3  # seconds need no decimals
         text = f"{scale * statistics.fmean(v):.{digits}f}" + ("%" if pct else "")
