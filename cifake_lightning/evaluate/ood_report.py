@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -306,13 +307,14 @@ TERMINAL_COLUMNS = ["source", "label", "n", "acc@thr", "auroc", "tpr@5%fpr", "me
 
 def _print_table(rows: list[dict], unseen: dict | None = None) -> None:
     """The terminal's share of the report: a few columns that fit a 100-column terminal (every column is
-    in report.md), then one line of the generalisation summary."""
+    in report.md), then one line of the generalisation summary. Piped to a file or a log, the table keeps
+    its natural width (rich would otherwise fold the source names to 80 columns)."""
     t = Table(title="per-source test metrics (all columns: report.md)")
     for c in TERMINAL_COLUMNS:
         t.add_column(c, justify="left" if c in ("source", "label") else "right", overflow="fold")
     for r in rows:
         t.add_row(*(cell(r.get(c, "")) for c in TERMINAL_COLUMNS))
-    console = Console(stderr=False)
+    console = Console(stderr=False, width=None if sys.stdout.isatty() else 200)
     console.print(t)
     if unseen and unseen.get("unseen"):
         mean, worst = unseen.get("mean") or {}, unseen.get("worst") or {}
