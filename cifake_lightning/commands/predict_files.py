@@ -225,5 +225,13 @@ def main(argv: list[str]) -> None:
         f"P(fake) >= {thr_desc}; {len(inputs) - len(table)} unreadable, listed with the reason) -> {dest}",
         file=sys.stderr,
     )
+    failed = [(path or given, err) for (given, path, _), err in zip(inputs, extra["error"]) if err]
+    for name, err in failed[:5]:
+        print(f"cifake: unreadable: {name}: {err}", file=sys.stderr)
+    if len(failed) > 5:
+        print(
+            f"cifake: ... and {len(failed) - 5} more unreadable inputs (see the error column)",
+            file=sys.stderr,
+        )
     if len(table) == 0:
         raise SystemExit(2)

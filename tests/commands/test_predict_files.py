@@ -25,6 +25,8 @@ def test_fifo_and_dev_zero_are_skipped_with_a_reason_within_seconds(demo_ckpt, t
     assert e.value.code == 2 and time.perf_counter() - t0 < 5
     rows = list(csv.DictReader(open(out)))
     assert [r["error"] for r in rows] == ["not a regular file (a pipe, socket or device): not read"] * 2
+    err = capsys.readouterr().err  # each unreadable input is named on the terminal, not only in the table
+    assert f"cifake: unreadable: {fifo}: not a regular file" in err and "cifake: unreadable: /dev/zero" in err
 
 
 def test_out_naming_an_input_or_the_checkpoint_is_refused(demo_ckpt, cifake_root, tmp_path, capsys):
@@ -75,6 +77,8 @@ def test_predict_scores_files_folders_and_globs_with_a_row_per_input(cifake_root
     by = {Path(x["file"]).name if x["file"] else x["input"]: x for x in rows}
     assert "not an image" in by["broken.png"]["error"] and by["broken.png"]["p_fake"] == ""
     assert by["missing.png"]["error"] == "no such file or folder"
+    assert "unreadable: missing.png: no such file or folder" in r.stderr
+    assert "unreadable: imgs/broken.png: not an image" in r.stderr  # the file, not the folder it was in
     assert (
         "reduced 6.2x from 320x200" in by["wide.webp"]["warning"]
         and "centre-cropped" in by["wide.webp"]["warning"]
