@@ -86,7 +86,7 @@ class Explanation:
     def captions(self) -> list[str]:
         wrong = self.wrong()
         return [
-            ("WRONG: " if wrong[i] else "") + f"{self.label_name(i)} p(fake)={float(p):.2f}"
+            ("WRONG: " if wrong[i] else "") + f"{self.label_name(i)} p(fake)={float(p):.3g}"
             for i, p in enumerate(self.probs)
         ]
 
@@ -246,12 +246,11 @@ def write_outputs(
             f"grid.png shows {len(shown)} of the {n} images (real and fake alike); scores.json has all.",
             "",
         ]
-    keys = sorted(
-        {k for g in ("real", "fake") if g in summary for k in summary[g] if k not in ("band_drop", "n")}
-    )
-    lines += ["| statistic | real | fake |", "|---|---|---|"]
+    groups = [g for g in ("real", "fake", "fake - real", "all") if g in summary]  # unlabelled images: all
+    keys = sorted({k for g in groups for k in summary[g] if k not in ("band_drop", "n")})
+    lines += [f"| statistic | {' | '.join(groups)} |", "|---|" + "---|" * len(groups)]
     for k in keys:
-        vals = ["" if summary.get(g, {}).get(k) is None else f"{summary[g][k]:.3f}" for g in ("real", "fake")]
-        lines.append(f"| {k} | {vals[0]} | {vals[1]} |")
+        vals = ["" if summary[g].get(k) is None else f"{summary[g][k]:.3f}" for g in groups]
+        lines.append(f"| {k} | {' | '.join(vals)} |")
     paths["summary_md"] = write_atomic(out / "summary.md", "\n".join(lines) + "\n")
     return paths

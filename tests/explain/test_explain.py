@@ -1,6 +1,7 @@
 """Explainability: each method finds what a hand-built model looks at; callbacks and CLI behave."""
 
 import math
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -245,6 +246,19 @@ def test_explain_command_writes_grid_and_scores(cifake_root, demo_ckpt, tmp_path
         ]
     )
     assert len(json.loads((tmp_path / "ex2" / "scores.json").read_text())) == 4
+    md = (tmp_path / "ex" / "summary.md").read_text()
+    assert "| statistic | real | fake | fake - real | all |" in md
+    # unlabelled images (a flat folder): the summary still has a column, that of all images
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in sorted((cifake_root / "test" / "REAL").iterdir())[:2]:
+        shutil.copy(f, flat / f.name)
+    main(["explain", "--ckpt", str(ckpt), "--images", str(flat), "--explain.methods", "[occlusion]",
+          "--out", str(tmp_path / "ex3")])  # fmt: skip
+    md = (tmp_path / "ex3" / "summary.md").read_text().splitlines()
+    assert "| statistic | all |" in md
+    row = next(line for line in md if line.startswith("| occlusion/entropy |"))
+    assert float(row.split("|")[2]) > 0
 
 
 def test_grid_shows_at_most_64_images_balanced_and_in_order():
