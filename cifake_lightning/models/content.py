@@ -11,7 +11,14 @@ file names carry) is less sure of such images. The score is the energy -logsumex
 unlike the training reals (genset-v2's ood/real_photos): that is its cost, reported beside its gain.
 
 It never sees a fake: `training.RealOnlyDetector` trains it on the reals of each batch, with their
-content classes.
+content classes. With `outlier_exposure > 0` it does see the batch's fakes, and is no longer real-only:
+outlier exposure (Hendrycks, Mazeika & Dietterich, ICLR 2019) in the energy form of Liu et al. (2020,
+"energy-bounded learning"): the energies of the batch's reals are pushed below a margin and those of its
+fakes above it, so that the score also learns what the training generators' images look like while the
+reals' classes keep the content signal. Liu et al. use two hand-set margins on a squared hinge; here one
+margin is learned and the penalty is logistic, softplus(E_real - m) + softplus(m - E_fake), so that no
+margin has to be chosen for this model's energy scale. (The original outlier-exposure loss, fakes'
+posteriors pulled to the uniform, does not raise the energy: equal logits can be large.)
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ class ContentEnergyDetector(nn.Module):
             uses what the features say about an image beyond the class scores.
         k, bank: the neighbour and the number of train reals kept (score knn; RealOnlyDetector's
             reference_size must be at least `bank`).
+        outlier_exposure: weight of the energy outlier-exposure loss on the batch's reals and fakes (0:
+            never sees a fake). The fakes' generator kinds are then seen kinds.
     Use `normalize: cifar10` in RealOnlyDetector (inputs are normalised images).
     """
 
@@ -54,7 +63,7 @@ class ContentEnergyDetector(nn.Module):
 
     def __init__(
         self, width: int = 32, classes: int = 10, score: Literal["energy", "knn"] = "energy", k: int = 10,
-        bank: int = 4096,
+        bank: int = 4096, outlier_exposure: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
         if width < 1 or classes < 2:
@@ -64,7 +73,13 @@ class ContentEnergyDetector(nn.Module):
         check_choice("model.backbone.score", score, ("energy", "knn"))
         if not 1 <= k < bank:
             raise ConfigError("model.backbone.k", f"must be in [1, bank), got k={k}, bank={bank}")
+        if outlier_exposure < 0:
+            raise ConfigError("model.backbone.outlier_exposure", f"must be >= 0, got {outlier_exposure}")
         self.score, self.k = score, k
+        self.outlier_exposure = outlier_exposure
+        self.uses_fakes = outlier_exposure > 0  # RealOnlyDetector then passes the batch's fakes to loss()
+        if self.uses_fakes:  # the learned energy margin between the reals and the training fakes
+            self.oe_margin = nn.Parameter(torch.tensor(0.0))
         self.features = nn.Sequential(
             _block(3, width), _block(width, 2 * width), _block(2 * width, 4 * width),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -79,8 +94,11 @@ class ContentEnergyDetector(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
-    def loss(self, x: torch.Tensor, content_class: torch.Tensor | None = None) -> torch.Tensor:
-        """Cross-entropy of the reals' content classes (each real must have one)."""
+    def loss(
+        self, x: torch.Tensor, content_class: torch.Tensor | None = None, fakes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy of the reals' content classes (each real must have one), plus, with
+        outlier_exposure, that weight times the logistic energy-margin loss of the reals and the fakes."""
         if (
             content_class is None
             or bool((content_class < 0).any())
@@ -91,7 +109,14 @@ class ContentEnergyDetector(nn.Module):
                 f"ContentEnergyDetector trains on content classes 0..{self.classes - 1} of every real image; "
                 "this data has reals without one (file names must carry the class, as CIFAKE's and genset's do)",
             )
-        return F.cross_entropy(self.logits(x), content_class)
+        logits = self.logits(x)
+        loss = F.cross_entropy(logits, content_class)
+        if self.uses_fakes and fakes is not None and fakes.shape[0] > 0:
+            e_real = -torch.logsumexp(logits.float(), dim=1)
+            e_fake = -torch.logsumexp(self.logits(fakes).float(), dim=1)
+            margin = F.softplus(e_real - self.oe_margin).mean() + F.softplus(self.oe_margin - e_fake).mean()
+            loss = loss + self.outlier_exposure * margin
+        return loss
 
     def selected_features(self, x: torch.Tensor) -> torch.Tensor:
         """energy: (B, 1) energies; knn: (B, D) L2-normalised penultimate features."""

@@ -6,7 +6,9 @@ models the train reals and scores how unlike them an image is. Lightning-wise it
 compare / export`), with three differences:
 
 - training minimises the backbone's own `loss(reals)` (e.g. the coding cost of `CodingCostDetector`)
-  on the real images of each batch; the fakes the data module yields are dropped unseen;
+  on the real images of each batch; the fakes the data module yields are dropped unseen, unless the
+  backbone sets `uses_fakes` (`ContentEnergyDetector(outlier_exposure > 0)`: its loss then also takes the
+  batch's fakes in training, and the detector is no longer real-only);
 - before every validation the backbone's reference (e.g. the reals' Gaussian) is refitted with the
   current weights on a fixed, seeded sample of `reference_size` train reals (the same on every DDP rank);
 - `val/loss` is the loss of the validation reals (lower = better model of reals), which is what
@@ -72,7 +74,8 @@ class RealOnlyDetector(ImageClassifier):
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.detector.normalize(self.detector.preprocess(x) if self.detector.preprocess else x)
 
-    def _real_loss(self, batch) -> tuple[torch.Tensor, int]:
+    def _real_loss(self, batch, with_fakes: bool = False) -> tuple[torch.Tensor, int]:
+        """The backbone's loss of the batch's reals (and, in training, of its fakes if it uses them)."""
         real = batch["label"] == 0
         reals = batch["image"][real]
         if reals.shape[0] == 0:  # a batch of fakes only: nothing to learn, a zero that still backpropagates
@@ -81,11 +84,14 @@ class RealOnlyDetector(ImageClassifier):
             classes = batch["content_class"][real]
             if not self.training and bool((classes < 0).any()):
                 return None, 0  # test data without content classes (an OOD set): scores only, no loss
+            if with_fakes and getattr(self.backbone, "uses_fakes", False):
+                fakes = self._inputs(batch["image"][batch["label"] == 1])
+                return self.backbone.loss(self._inputs(reals), classes, fakes), reals.shape[0]
             return self.backbone.loss(self._inputs(reals), classes), reals.shape[0]
         return self.backbone.loss(self._inputs(reals)), reals.shape[0]
 
     def training_step(self, batch, batch_idx):
-        loss, n = self._real_loss(batch)
+        loss, n = self._real_loss(batch, with_fakes=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=max(n, 1))
         return loss
 
