@@ -89,6 +89,7 @@ def test_every_experiment_variant_is_in_a_sweep_and_exists():
     for sweeps, folder in (
         (("generalisation.yaml", "generalisation_ae.yaml"), "generalisation"),
         (("framework_differences.yaml",), "framework_differences"),
+        (("pubgen_content_rotation.yaml",), "pubgen_content_rotation"),
     ):
         named = []
         for sweep in sweeps:
@@ -108,6 +109,10 @@ def test_every_experiment_variant_resolves_over_its_base_config(capsys):
     experiments = REPO / "configs" / "experiments"
     variants = [("baseline_fast.yaml", v) for v in sorted((experiments / "generalisation").glob("*.yaml"))]
     variants += [("baseline.yaml", v) for v in sorted((experiments / "framework_differences").glob("*.yaml"))]
+    variants += [
+        ("real_only_content.yaml", v)
+        for v in sorted((experiments / "pubgen_content_rotation").glob("*.yaml"))
+    ]
     for base, variant in variants:
         with pytest.raises(SystemExit) as e:
             main(

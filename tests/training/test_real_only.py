@@ -198,6 +198,51 @@ def test_outlier_exposure_trains_on_the_batchs_fakes_only_when_asked():
         ContentEnergyDetector(outlier_exposure=-1)
 
 
+def test_the_rotation_score_flags_images_upside_down_to_the_reals():
+    """ContentEnergyDetector(rotation=w, score="rotation"), Hendrycks et al. 2019: trained on reals that
+    have an up (a bright sky above, the class a square left or right below it), the rotation head cannot
+    tell the turn of an upside-down copy, whose class the energy still explains (here it is even surer of
+    them); energy + rotation loss ranks them above unseen reals. score rotation needs the head."""
+    g = torch.Generator().manual_seed(1)
+    sky = torch.linspace(0.5, 0.0, 32)[None, None, :, None]
+
+    def images(n):
+        x = 0.1 * _smooth_images(n, seed=int(torch.randint(0, 10**6, (1,), generator=g))) + sky
+        cls = torch.randint(0, 2, (n,), generator=g)
+        for i, c in enumerate(cls.tolist()):
+            x[i, :, 18:28, 2:12] += 0.4 if c == 0 else 0.0
+            x[i, :, 18:28, 20:30] += 0.4 if c == 1 else 0.0
+        return x.clamp(0, 1), cls
+
+    torch.manual_seed(0)
+    backbone = ContentEnergyDetector(width=8, classes=2, rotation=1.0, score="rotation")
+    model = RealOnlyDetector(backbone, normalize="none")
+    model.log = lambda *a, **k: None
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(60):
+        x, c = images(64)
+        loss = model.training_step(
+            {"image": x, "label": torch.zeros(64, dtype=torch.long), "content_class": c}, 0
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, _ = images(128)
+    y = torch.cat([torch.zeros(128), torch.ones(128)]).long()
+    auroc = {}
+    with torch.no_grad():
+        for score in ("rotation", "energy"):  # the same weights, read both ways
+            backbone.score = score
+            backbone.fit_reference(backbone.selected_features(images(256)[0]))
+            auroc[score] = float(binary_auroc(torch.cat([model(x), model(x.flip(2))]), y))
+    assert auroc["rotation"] > 0.95 and auroc["energy"] < 0.5, auroc
+    with pytest.raises(ConfigError, match="rotation head"):
+        ContentEnergyDetector(score="rotation")
+    with pytest.raises(ConfigError, match="model.backbone.rotation"):
+        ContentEnergyDetector(rotation=-0.5)
+
+
 @pytest.mark.slow
 def test_outlier_exposure_ranks_the_training_fakes_kind_above_the_reals():
     """Trained with outlier exposure on 'fakes' whose content is right but which carry a generator's
