@@ -33,6 +33,22 @@ def _smooth_images(n: int, seed: int) -> torch.Tensor:
     return (x + 0.02 * torch.randn(n, 3, 32, 32, generator=g)).clamp(0, 1)
 
 
+def _train_content_model(backbone: ContentEnergyDetector, images, steps: int = 60) -> RealOnlyDetector:
+    """Train a RealOnlyDetector around `backbone` on `images(64)` -> (reals, content classes) batches."""
+    model = RealOnlyDetector(backbone, normalize="none")
+    model.log = lambda *a, **k: None
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(steps):
+        x, c = images(64)
+        loss = model.training_step(
+            {"image": x, "label": torch.zeros(64, dtype=torch.long), "content_class": c}, 0
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
 def test_mixture_probabilities_sum_to_one_and_the_entropy_matches_its_definition():
     params = torch.randn(5, 9)  # 5 mixtures of 3 components
     grid = (torch.arange(256).float() / 127.5 - 1).expand(5, 256)
@@ -153,19 +169,9 @@ def test_a_content_model_of_reals_scores_scrambled_content_higher(score):
             x[i, :, 18:28, 18:28] += 0.8 if c == 1 else 0.0
         return x.clamp(0, 1), cls
 
-    backbone = ContentEnergyDetector(width=8, classes=2, score=score, k=5, bank=200)
-    model = RealOnlyDetector(backbone, normalize="none")
-    model.log = lambda *a, **k: None
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(60):
-        x, c = images(64)
-        loss = model.training_step(
-            {"image": x, "label": torch.zeros(64, dtype=torch.long), "content_class": c}, 0
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model = _train_content_model(
+        ContentEnergyDetector(width=8, classes=2, score=score, k=5, bank=200), images
+    )
     x, _ = images(128)
     both = x.clone()
     both[:, :, 4:14, 4:14] = 0.9  # a square in both places: no class fits
@@ -216,18 +222,7 @@ def test_the_rotation_score_flags_images_upside_down_to_the_reals():
 
     torch.manual_seed(0)
     backbone = ContentEnergyDetector(width=8, classes=2, rotation=1.0, score="rotation")
-    model = RealOnlyDetector(backbone, normalize="none")
-    model.log = lambda *a, **k: None
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(60):
-        x, c = images(64)
-        loss = model.training_step(
-            {"image": x, "label": torch.zeros(64, dtype=torch.long), "content_class": c}, 0
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model = _train_content_model(backbone, images)
     x, _ = images(128)
     y = torch.cat([torch.zeros(128), torch.ones(128)]).long()
     auroc = {}
