@@ -111,7 +111,8 @@ def test_every_experiment_variant_resolves_over_its_base_config(capsys):
     variants += [("baseline.yaml", v) for v in sorted((experiments / "framework_differences").glob("*.yaml"))]
     variants += [
         ("real_only_content.yaml", v)
-        for v in sorted((experiments / "pubgen_content_rotation").glob("*.yaml"))
+        for folder in ("pubgen_content_rotation", "pubgen_content_scale")
+        for v in sorted((experiments / folder).glob("*.yaml"))
     ]
     for base, variant in variants:
         with pytest.raises(SystemExit) as e:
