@@ -107,6 +107,7 @@ def report_metrics(
         },
         "sources": source_table(table, ece_bins, **refs),
         "references": refs,
+        "seen": list(seen or []),
     }
     unseen = unseen_summary(table, seen, reference_real, ood_real)
     if unseen is not None:
@@ -206,6 +207,12 @@ def report_markdown(report: dict, table: PredictionTable, figures: list[str]) ->
         markdown(report["sources"], COLUMNS),
     ]
     unseen = report.get("unseen")
+    if unseen is None and report["seen"]:
+        md += [
+            f"Seen (a generator of this kind made training fakes): {', '.join(report['seen'])}; no fake "
+            "source of an unseen kind in this data.",
+            "",
+        ]
     if unseen is not None:
         md += [
             "## Generalisation: fake sources of unseen generator kinds",

@@ -36,8 +36,9 @@ class TestReport(TableCollector):
         reference_real, reference_fake: rank one-class sources against this source of the other class
             only (e.g. the in-distribution test folders) instead of all images of that class.
         seen: fake sources made by a generator of a kind that made training fakes (default: the
-            reference_fake, plus the test sources that are folders the checkpoint's run trained on with
-            `data.extra_fakes`, read from its config.yaml). Every other fake source is unseen and enters the generalisation summary
+            reference_fake, plus, if the model trained on fakes, those of the run's own data and the test
+            sources that are folders it trained on with `data.extra_fakes`: `trained_sources`). Every
+            other fake source is unseen and enters the generalisation summary
             (mean and worst AUROC/AP, TPR at 1%/5% FPR against the OOD reals).
         ood_real: real sources the model has never seen the like of (default: every real source but
             the reference_real), e.g. ood/real_photos.
@@ -105,7 +106,12 @@ class TestReport(TableCollector):
             loggers=trainer.loggers,
             seen=self.seen
             if self.seen is not None
-            else trained_sources(trainer.ckpt_path, table.manifest, self.reference_fake),
+            else trained_sources(
+                trainer.ckpt_path,
+                table.manifest,
+                self.reference_fake,
+                trains_on_fakes=getattr(trainer.lightning_module, "trains_on_fakes", True),
+            ),
             ood_real=self.ood_real,
         )
         self.last_dir = out
@@ -143,23 +149,33 @@ class TestReport(TableCollector):
         return tables
 
 
-def trained_sources(ckpt_path, manifest, reference_fake: str | None) -> list[str] | None:
-    """The default `seen`: the reference fake and every test source that is a folder the checkpoint's
-    run trained on as extra fakes (its config.yaml beside checkpoints/), e.g. the other sources of a
-    leave-one-source-out sweep; None (the report's own default) when the run trained on none of them."""
+def trained_sources(
+    ckpt_path, manifest, reference_fake: str | None, trains_on_fakes: bool = True
+) -> list[str] | None:
+    """The default `seen`: the reference fake, plus, when the checkpoint's model trained on fakes, every
+    fake source of the run's own data set (the data module class and root of its config.yaml beside
+    checkpoints/: its test split's FAKE is the kind it trained on) and every test source that is a folder
+    the run trained on as extra fakes (e.g. the other sources of a leave-one-source-out sweep); None (the
+    report's own default, the reference fake alone) when none of them is in the test data."""
     config = Path(ckpt_path).parents[1] / "config.yaml" if ckpt_path else None
-    if config is None or not config.is_file():
+    if not trains_on_fakes or config is None or not config.is_file():
         return None
     try:
-        data = ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("init_args") or {}
+        data = (yaml.safe_load(config.read_text()) or {}).get("data") or {}
     except (OSError, yaml.YAMLError):
         return None
-    root = Path(str(data.get("root") or "."))
-    trained = {
-        (Path(e) if Path(e).is_absolute() else root / e).resolve() for e in data.get("extra_fakes") or []
-    }
+    init = data.get("init_args") or {}
+    root = Path(str(init.get("root") or "."))
     test_root = Path(str(manifest.root))
-    matched = [s for s in manifest.source_names if (test_root / s).resolve() in trained]
+    own = str(data.get("class_path", "")).rsplit(".", 1)[-1] == manifest.data
+    if own and root.resolve() == test_root.resolve():
+        fake = {int(s) for s in manifest.source[manifest.labels == 1].tolist()}
+        matched = [n for i, n in enumerate(manifest.source_names) if i in fake]
+    else:
+        trained = {
+            (Path(e) if Path(e).is_absolute() else root / e).resolve() for e in init.get("extra_fakes") or []
+        }
+        matched = [s for s in manifest.source_names if (test_root / s).resolve() in trained]
     if not matched:
         return None
-    return [reference_fake, *matched] if reference_fake else matched
+    return [reference_fake, *(m for m in matched if m != reference_fake)] if reference_fake else matched

@@ -71,6 +71,11 @@ class RealOnlyDetector(ImageClassifier):
             raise ConfigError("model.reference_size", f"must be >= 16, got {reference_size}")
         self.reference_size = reference_size
 
+    @property
+    def trains_on_fakes(self) -> bool:
+        """Whether training took the data's fakes (outlier exposure); otherwise every fake is unseen."""
+        return bool(getattr(self.backbone, "uses_fakes", False))
+
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.detector.normalize(self.detector.preprocess(x) if self.detector.preprocess else x)
 

@@ -99,6 +99,22 @@ def test_report_is_a_pure_function_of_the_table(tmp_path):
     assert "<table>" in page and '<img src="false_positives.png"' in page and "some.ckpt" in page
 
 
+def test_report_says_which_fake_sources_are_of_a_seen_kind(tmp_path):
+    """A run's own test split: its FAKE is the kind it trained on, said in report.md and report.json,
+    with no generalisation section; declared unseen, it gets one."""
+    from cifake_lightning.evaluate.ood_report import write_source_report
+
+    m = _manifest(40)
+    table = PredictionTable(torch.arange(40), torch.where(m.labels == 1, 2.0, -2.0), m, "some.ckpt")
+    rep = write_source_report(tmp_path / "seen", table, gallery_size=0, seen=["FAKE"])
+    text = (tmp_path / "seen" / "report.md").read_text()
+    assert rep["seen"] == ["FAKE"] and "unseen" not in rep
+    assert "made training fakes): FAKE; no fake source of an unseen kind" in text
+    rep = write_source_report(tmp_path / "unseen", table, gallery_size=0)
+    assert rep["seen"] == [] and rep["unseen"]["unseen"] == ["FAKE"]
+    assert "## Generalisation" in (tmp_path / "unseen" / "report.md").read_text()
+
+
 def test_one_checkpoint_tested_on_two_data_sets_keeps_both_results(
     demo_ckpt, cifake_root, tmp_path, monkeypatch
 ):

@@ -199,6 +199,7 @@ def test_outlier_exposure_trains_on_the_batchs_fakes_only_when_asked():
         m.eval()  # batch norm in eval mode: the loss of the reals does not depend on the fakes beside them
         train = (m._real_loss(batch, with_fakes=True)[0], m._real_loss(other, with_fakes=True)[0])
         assert (not torch.allclose(*train)) is fakes_matter
+        assert m.trains_on_fakes is fakes_matter  # so test reports call the data's own fakes unseen or seen
         assert torch.allclose(m._real_loss(batch)[0], m._real_loss(other)[0])
     with pytest.raises(ConfigError, match="outlier_exposure"):
         ContentEnergyDetector(outlier_exposure=-1)
