@@ -20,6 +20,14 @@ margin is learned and the penalty is logistic, softplus(E_real - m) + softplus(m
 margin has to be chosen for this model's energy scale. (The original outlier-exposure loss, fakes'
 posteriors pulled to the uniform, does not raise the energy: equal logits can be large.)
 
+`outliers` chooses what the exposure is to. `fakes` (the default) are the batch's training fakes.
+`mixup` and `jigsaw` make the outliers from the batch's own reals, so the detector stays real-only:
+mixup blends each real with a real of another class (Mixture Outlier Exposure, Zhang et al., WACV 2023:
+outliers near the reals), jigsaw permutes the four 16x16 quadrants of each real (the synthetic anomalies
+of self-supervised anomaly detection, as in CutPaste, Li et al., CVPR 2021). Both keep the reals' local
+statistics and break what a class explains: an image of two objects at once, or of parts in the wrong
+places, which is how generators at 32x32 fail.
+
 With `rotation > 0` it also learns to tell which of four quarter-turns each real was given (Hendrycks,
 Mazeika, Kadavath & Song, "Using Self-Supervised Learning Can Improve Model Robustness and Uncertainty",
 NeurIPS 2019): still real-only. Their out-of-distribution score adds the rotation head's cross-entropy,
@@ -30,6 +38,7 @@ costs two forward passes instead of five.
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -48,6 +57,27 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )  # fmt: skip
 
 
+def synthetic_outliers(
+    x: torch.Tensor, content_class: torch.Tensor, kind: Literal["mixup", "jigsaw"]
+) -> torch.Tensor:
+    """Outliers made from a batch of reals (B, C, H, W), one per real, or none (0 rows) for mixup when
+    every real has the same class. mixup: each real blended, with a weight drawn from U(0.35, 0.65), with
+    the real a random shift further along the batch, kept where the two classes differ. jigsaw: each
+    real's four quadrants permuted by one of the 23 permutations that move at least one."""
+    b, h, w = x.shape[0], x.shape[2], x.shape[3]
+    if kind == "mixup":
+        partner = (torch.arange(b, device=x.device) + int(torch.randint(1, max(b, 2), ()))) % b
+        keep = content_class != content_class[partner]
+        lam = torch.empty(b, 1, 1, 1, device=x.device).uniform_(0.35, 0.65)
+        return (lam * x + (1 - lam) * x[partner])[keep]
+    c, hh, hw = x.shape[1], h // 2, w // 2
+    quads = x[..., : 2 * hh, : 2 * hw].reshape(b, c, 2, hh, 2, hw).permute(0, 2, 4, 1, 3, 5)
+    perms = torch.tensor([p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)], device=x.device)
+    order = perms[torch.randint(0, len(perms), (b,), device=x.device)]
+    moved = quads.reshape(b, 4, c, hh, hw)[torch.arange(b, device=x.device)[:, None], order]
+    return moved.reshape(b, 2, 2, c, hh, hw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, 2 * hh, 2 * hw)
+
+
 @register_model("content_energy")
 class ContentEnergyDetector(nn.Module):
     """Real-only: CIFAR-10 content classifier of the train reals; score = energy of its logits.
@@ -61,8 +91,10 @@ class ContentEnergyDetector(nn.Module):
             uses what the features say about an image beyond the class scores.
         k, bank: the neighbour and the number of train reals kept (score knn; RealOnlyDetector's
             reference_size must be at least `bank`).
-        outlier_exposure: weight of the energy outlier-exposure loss on the batch's reals and fakes (0:
-            never sees a fake). The fakes' generator kinds are then seen kinds.
+        outlier_exposure: weight of the energy outlier-exposure loss on the batch's reals and outliers
+            (0: off).
+        outliers: fakes (the batch's training fakes, whose generator kinds are then seen kinds), mixup
+            or jigsaw (made from the batch's reals in training: still real-only).
         rotation: weight of the self-supervised rotation-prediction loss on the reals (0: no rotation head).
             score rotation (energy + the rotation head's mean cross-entropy over the four quarter-turns,
             Hendrycks et al. 2019) needs rotation > 0.
@@ -73,7 +105,8 @@ class ContentEnergyDetector(nn.Module):
 
     def __init__(
         self, width: int = 32, classes: int = 10, score: Literal["energy", "knn", "rotation"] = "energy",
-        k: int = 10, bank: int = 4096, outlier_exposure: float = 0.0, rotation: float = 0.0,
+        k: int = 10, bank: int = 4096, outlier_exposure: float = 0.0,
+        outliers: Literal["fakes", "mixup", "jigsaw"] = "fakes", rotation: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__()
         if width < 1 or classes < 2:
@@ -94,8 +127,11 @@ class ContentEnergyDetector(nn.Module):
             )
         self.score, self.k = score, k
         self.outlier_exposure = outlier_exposure
-        self.uses_fakes = outlier_exposure > 0  # RealOnlyDetector then passes the batch's fakes to loss()
-        if self.uses_fakes:  # the learned energy margin between the reals and the training fakes
+        check_choice("model.backbone.outliers", outliers, ("fakes", "mixup", "jigsaw"))
+        self.outliers = outliers
+        # RealOnlyDetector passes the batch's fakes to loss() only if the model uses them
+        self.uses_fakes = outlier_exposure > 0 and outliers == "fakes"
+        if outlier_exposure > 0:  # the learned energy margin between the reals and the outliers
             self.oe_margin = nn.Parameter(torch.tensor(0.0))
         self.features = nn.Sequential(
             _block(3, width), _block(width, 2 * width), _block(2 * width, 4 * width),
@@ -131,7 +167,9 @@ class ContentEnergyDetector(nn.Module):
             )
         logits = self.logits(x)
         loss = F.cross_entropy(logits, content_class)
-        if self.uses_fakes and fakes is not None and fakes.shape[0] > 0:
+        if self.outlier_exposure > 0 and self.outliers != "fakes":
+            fakes = synthetic_outliers(x, content_class, self.outliers) if self.training else None
+        if self.outlier_exposure > 0 and fakes is not None and fakes.shape[0] > 0:
             e_real = -torch.logsumexp(logits.float(), dim=1)
             e_fake = -torch.logsumexp(self.logits(fakes).float(), dim=1)
             margin = F.softplus(e_real - self.oe_margin).mean() + F.softplus(self.oe_margin - e_fake).mean()

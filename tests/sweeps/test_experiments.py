@@ -90,6 +90,7 @@ def test_every_experiment_variant_is_in_a_sweep_and_exists():
         (("generalisation.yaml", "generalisation_ae.yaml"), "generalisation"),
         (("framework_differences.yaml",), "framework_differences"),
         (("pubgen_content_rotation.yaml",), "pubgen_content_rotation"),
+        (("pubgen_content_synth.yaml",), "pubgen_content_synth"),
     ):
         named = []
         for sweep in sweeps:
@@ -111,7 +112,7 @@ def test_every_experiment_variant_resolves_over_its_base_config(capsys):
     variants += [("baseline.yaml", v) for v in sorted((experiments / "framework_differences").glob("*.yaml"))]
     variants += [
         ("real_only_content.yaml", v)
-        for folder in ("pubgen_content_rotation", "pubgen_content_scale")
+        for folder in ("pubgen_content_rotation", "pubgen_content_scale", "pubgen_content_synth")
         for v in sorted((experiments / folder).glob("*.yaml"))
     ]
     for base, variant in variants:

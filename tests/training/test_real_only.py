@@ -21,6 +21,7 @@ from cifake_lightning.models import (
     SelfDescriptionDetector,
 )
 from cifake_lightning.models.coding import discretized_logistic_logp, expected_logp
+from cifake_lightning.models.content import synthetic_outliers
 from cifake_lightning.models.detector import Detector
 from cifake_lightning.training import RealOnlyDetector
 
@@ -237,6 +238,87 @@ def test_the_rotation_score_flags_images_upside_down_to_the_reals():
         ContentEnergyDetector(score="rotation")
     with pytest.raises(ConfigError, match="model.backbone.rotation"):
         ContentEnergyDetector(rotation=-0.5)
+
+
+def test_synthetic_outliers_are_made_from_the_reals():
+    """models.content.synthetic_outliers: jigsaw moves whole quadrants of each real (the same pixels,
+    never the identity); mixup blends two reals of different classes only, between them."""
+    torch.manual_seed(0)
+    x, cls = torch.rand(64, 3, 32, 32), torch.randint(0, 3, (64,))
+    j = synthetic_outliers(x, cls, "jigsaw")
+    quads = lambda t: t.unfold(2, 16, 16).unfold(3, 16, 16).reshape(t.shape[0], 3, 4, 16, 16).transpose(1, 2)  # noqa: E731
+    qx, qj = quads(x), quads(j)
+    for i in range(64):
+        match = [[torch.equal(qj[i, a], qx[i, b]) for b in range(4)] for a in range(4)]
+        assert all(sum(row) == 1 for row in match) and not all(match[a][a] for a in range(4))
+    m = synthetic_outliers(x, cls, "mixup")
+    assert 0 < m.shape[0] <= 64
+    assert m.shape[0] == 0 or (m.min() >= 0 and m.max() <= 1)
+    assert synthetic_outliers(x, torch.zeros(64, dtype=torch.long), "mixup").shape[0] == 0  # one class: none
+
+
+def test_synthetic_outlier_exposure_stays_real_only_and_trains_only():
+    """outliers mixup/jigsaw: the batch's fakes never enter the loss (the detector stays real-only and
+    its test reports call every fake unseen); the exposure term is a training loss, so validation's
+    loss is the reals' content loss."""
+    torch.manual_seed(0)
+    reals, classes = (
+        torch.rand(8, 3, 32, 32),
+        torch.tensor([0] * 7 + [1]),
+    )  # any mixup shift pairs two classes
+    batch = {"image": torch.cat([reals, torch.rand(8, 3, 32, 32)]), "content_class": torch.cat([classes, torch.full((8,), -1)]),
+             "label": torch.cat([torch.zeros(8), torch.ones(8)]).long()}  # fmt: skip
+    other = {**batch, "image": torch.cat([reals, torch.zeros(8, 3, 32, 32)])}
+    for kind in ("mixup", "jigsaw"):
+        torch.manual_seed(1)
+        m = RealOnlyDetector(
+            ContentEnergyDetector(width=4, classes=2, outlier_exposure=0.5, outliers=kind), normalize="none"
+        )
+        torch.manual_seed(1)
+        plain = RealOnlyDetector(ContentEnergyDetector(width=4, classes=2), normalize="none")
+        plain.load_state_dict(m.state_dict(), strict=False)  # the same weights, no exposure
+        assert not m.trains_on_fakes
+        for mod in (m, plain):
+            mod.backbone.features.eval()  # batch norm in eval mode, the exposure still in training mode
+        torch.manual_seed(2)
+        a = m._real_loss(batch, with_fakes=True)[0]
+        torch.manual_seed(2)
+        b = m._real_loss(other, with_fakes=True)[0]
+        assert torch.allclose(a, b) and a > plain._real_loss(batch, with_fakes=True)[0]
+        m.eval()
+        plain.eval()
+        assert torch.allclose(m._real_loss(batch)[0], plain._real_loss(batch)[0])
+    with pytest.raises(ConfigError, match="model.backbone.outliers"):
+        ContentEnergyDetector(outliers="cutout")
+
+
+def test_jigsaw_outlier_exposure_flags_parts_in_the_wrong_places():
+    """Reals whose class (a red or a green square) lies inside one quadrant: a jigsaw keeps the class
+    evidence, so the plain content energy cannot tell jigsawed reals from reals (AUROC ~0.5); with
+    jigsaw outlier exposure (same seed, same steps) it ranks them above the reals."""
+    g = torch.Generator().manual_seed(1)
+
+    def images(n):
+        x = 0.3 * _smooth_images(n, seed=int(torch.randint(0, 10**6, (1,), generator=g)))
+        cls = torch.randint(0, 2, (n,), generator=g)
+        corner = torch.randint(2, 7, (n, 2), generator=g) + 16 * torch.randint(0, 2, (n, 2), generator=g)
+        for i, c in enumerate(cls.tolist()):
+            r, q = corner[i].tolist()
+            x[i, c, r : r + 8, q : q + 8] += 0.6
+        return x.clamp(0, 1), cls
+
+    auroc = {}
+    for w in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = _train_content_model(
+            ContentEnergyDetector(width=8, classes=2, outlier_exposure=w, outliers="jigsaw"), images
+        )
+        x, c = images(256)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            scores = torch.cat([model(x), model(synthetic_outliers(x, c, "jigsaw"))])
+        auroc[w] = float(binary_auroc(scores, torch.cat([torch.zeros(256), torch.ones(256)]).long()))
+    assert auroc[0.0] < 0.65 and auroc[1.0] > 0.85, auroc
 
 
 @pytest.mark.slow
