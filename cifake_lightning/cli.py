@@ -135,22 +135,30 @@ class CifakeCLI(LightningCLI):
         parser.link_arguments("seed_everything", "data.init_args.seed")
 
     # ------------------------------------------------------------------ run naming and resuming
-    def _run_name(self, cfg) -> str:
+    def _run_name(self, cfg, subcommand: str | None) -> str:
+        """--name; for validate/test/predict of a checkpoint in a run folder, that run (so a test with a
+        data config, `--config configs/test/X.yaml`, logs beside the run it tests); else the stem of the
+        first --config; else the checkpoint's run."""
         if cfg.get("name"):
             return cfg["name"]
+        ckpt = cfg.get("ckpt_path")
+        in_run = (
+            bool(ckpt) and ckpt not in ("last", "best", "hpc") and Path(ckpt).parent.name == "checkpoints"
+        )
+        if in_run and subcommand != "fit":
+            return Path(ckpt).parents[2].name
         configs = cfg.get("config") or []
         for c in configs:
             path = getattr(c, "relative", None) or getattr(c, "absolute", None) or str(c)
             if path:
                 return Path(str(path)).stem
-        ckpt = cfg.get("ckpt_path")
-        if ckpt and ckpt != "last" and Path(ckpt).parent.name == "checkpoints":
+        if in_run:
             return Path(ckpt).parents[2].name
         return "run"
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
-        self._name = self._run_name(cfg)
+        self._name = self._run_name(cfg, self.subcommand)
         tracking = cfg["tracking"]
         run_dir = Path(tracking["save_dir"]) / self._name
         base = Path(tracking["save_dir"]).resolve()
@@ -247,7 +255,7 @@ class CifakeCLI(LightningCLI):
             return
         cfg = self.config[sub]
         if sub in ("validate", "test", "predict"):
-            run_dir = Path(cfg["tracking"]["save_dir"]) / self._run_name(cfg)
+            run_dir = Path(cfg["tracking"]["save_dir"]) / self._run_name(cfg, sub)
             cfg["ckpt_path"] = resolve_eval_checkpoint(cfg.get("ckpt_path"), run_dir, sub)
         ckpt = cfg.get("ckpt_path")
         if not (ckpt and Path(ckpt).is_file()):

@@ -57,3 +57,18 @@ def test_runtime_model_options_are_honoured(cifake_root, trained_run, capsys):
     # a test of a run's checkpoint logs beside it: runs/demo/version_0/test/ (no new version folder)
     cfg = (trained_run.parents[1] / "test" / "config.yaml").read_text()
     assert "channels_last: false" in cfg
+
+
+def test_a_test_with_a_data_config_logs_beside_the_run_it_tests(cifake_root, trained_run, tmp_path, capsys):
+    """`cifake test --ckpt RUN_CKPT --config configs/test/X.yaml`: the test is the checkpoint's run's
+    (runs/demo/version_0/test/, W&B `demo/v0/test` in its group), not a new run named after X."""
+    import yaml
+
+    test_cfg = tmp_path / "ood_x.yaml"
+    test_cfg.write_text(yaml.safe_dump({"data": {"class_path": "cifake_lightning.data.CIFAKEDataModule"}}))
+    code, err = run_main(
+        cifake_test_args(cifake_root, "--ckpt", str(trained_run), "--config", str(test_cfg)), capsys
+    )
+    assert code == 0, err
+    assert (trained_run.parents[1] / "test" / "metrics.csv").is_file()
+    assert not (tmp_path / "runs" / "ood_x").exists()

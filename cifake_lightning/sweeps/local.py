@@ -285,8 +285,9 @@ class LocalSweep:
             ckpts = followed_checkpoints(self.sweep_dir, run_name) if rc == 0 else []
             for ckpt, (command, config) in itertools.product(ckpts, self.followups):
                 follow = [sys.executable, "-m", "cifake_lightning", command, "--ckpt", str(ckpt), "--config", config]  # fmt: skip
-                if command == "test":
-                    follow += ["--trainer.enable_progress_bar=false", "--data.progress=false"]
+                if command == "test":  # logged beside the run it tests, with its tracking options
+                    tracking = [a for a in cmd if a.startswith("--tracking.")]
+                    follow += ["--trainer.enable_progress_bar=false", "--data.progress=false", *tracking]
                 log.write(f"\n$ {describe(follow)}\n")
                 log.flush()
                 trc = subprocess.run(

@@ -316,6 +316,9 @@ def test_a_research_sweep_tests_every_run_and_reports_mean_and_sd(cifake_root, t
     assert all(r["returncode"] == 0 and r["tests"] == [str(test_cfg)] for r in manifest["runs"])
     assert all(r["explains"] == [str(explain_cfg)] for r in manifest["runs"])
     assert len(list((tmp_path / "results").rglob("report.json"))) == 2  # one OOD test per run
+    for r in manifest["runs"]:  # each test is logged beside the run it tests, not as a run of its own
+        assert (tmp_path / "runs" / "seeds" / r["name"] / "version_0" / "test" / "metrics.csv").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["seeds"]
     assert len(list((tmp_path / "results" / "explain").rglob("summary.json"))) == 2  # one explanation per run
     main(["report", "runs/seeds", "--out", "report"])
     repeats = (tmp_path / "report" / "repeats.md").read_text()
