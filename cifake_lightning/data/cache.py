@@ -36,7 +36,7 @@ from platformdirs import user_cache_dir
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .decode import decode_sources
+from .decode import decode_sources, exit_if_importing_main
 from .scan import fingerprint, scan_sources
 from .split import ON_BAD_FILE, DecodedSplit, Source
 
@@ -152,6 +152,7 @@ def load_or_build(
     lock_timeout: float = 3600.0,
 ) -> DecodedSplit:
     """Return the decoded split, reading the cache when its fingerprint matches, else building it."""
+    exit_if_importing_main()
     if on_bad_file not in ON_BAD_FILE:
         raise ValueError(f"on_bad_file must be one of {ON_BAD_FILE}, got {on_bad_file!r}")
     root = Path(root)

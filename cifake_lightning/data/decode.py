@@ -3,16 +3,18 @@ workers that import only numpy and PIL (data/image_io.py) and die with their par
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..errors import ImageDecodeError
+from ..errors import DataError, ImageDecodeError
 from .image_io import decode_files, die_with_parent
 from .layout import FileEntry
 from .split import DecodedSplit, Source
@@ -41,21 +43,46 @@ def _parallel_decode(
     # spawn (not fork): the parent may hold CUDA state or torch threads that fork would corrupt. A spawned
     # worker imports only decode_files' module (numpy + PIL) and the `cifake` script (cifake_lightning.console,
     # also light), so it starts in well under a second instead of importing torch and Lightning.
+    exit_if_importing_main()
     with ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=get_context("spawn"),
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=die_with_parent,
         initargs=(os.getpid(),),
     ) as pool:
         futures = [pool.submit(decode_files, c, size, resize) for c in chunks]
         try:
             for c, fut in zip(chunks, futures):
-                res = fut.result()
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    raise DataError(
+                        "the image decode workers died (killed, out of memory, or see the message above); "
+                        f"note that {UNGUARDED}"
+                    ) from None
                 progress(len(c))
                 yield from res
         finally:
             for fut in futures:
                 fut.cancel()
+
+
+def exit_if_importing_main() -> None:
+    """Exit at once in a spawned worker that is still importing its parent's main script.
+
+    Each spawned decode worker imports the parent's main script again; a script that sets up a data
+    module at import time (no `if __name__ == "__main__":` guard) gets here in the worker, which would
+    then wait for the cache lock its parent holds while the parent waits for it: both hang for ever.
+    Exiting breaks the parent's pool, which then says why (`_parallel_decode`)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):  # multiprocessing's own test
+        print(f"cifake: error: {UNGUARDED}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+
+UNGUARDED = (
+    'a script that sets up a data module must do so under `if __name__ == "__main__":` (each spawned '
+    "decode worker imports the script again), or pass decode_workers=1"
+)
 
 
 def _progress_bar(total: int, description: str, enabled: bool):

@@ -120,6 +120,35 @@ def test_parallel_decode_matches_serial(cifake_root, tmp_path):
     assert sum(seen) == len(paths) and (pix == serial.images.numpy()).all()
 
 
+UNGUARDED_SCRIPT = r"""
+import sys
+from pathlib import Path
+from cifake_lightning.data import decode
+from cifake_lightning.data.cache import load_or_build
+from cifake_lightning.data.split import Source
+decode._parallel_decode.__defaults__ = (8, 0)  # chunk, min_parallel: decode these few files in workers
+root = Path(sys.argv[1])
+split = load_or_build("test", [Source("REAL", root / "test/REAL", 0)], root, Path(sys.argv[2]), workers=2,
+                      progress=False)
+print(len(split))
+"""
+
+
+def test_a_script_that_decodes_without_a_main_guard_stops_with_what_to_do(cifake_root, tmp_path):
+    """Spawned decode workers import the parent's main script again; one that decodes at import time
+    (no `if __name__ == "__main__":`) waited in the worker for the cache lock its parent held, while the
+    parent waited for the worker: both hung for ever. Now the workers exit at once and the parent stops
+    with a message saying what to do."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(cifake_root), str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode != 0 and 'if __name__ == "__main__":' in done.stderr, done.stderr[-2000:]
+    assert "decode workers died" in done.stderr
+
+
 CONCURRENT = r"""
 import sys, json
 from pathlib import Path
