@@ -26,7 +26,8 @@ mixup blends each real with a real of another class (Mixture Outlier Exposure, Z
 outliers near the reals), jigsaw permutes the four 16x16 quadrants of each real (the synthetic anomalies
 of self-supervised anomaly detection, as in CutPaste, Li et al., CVPR 2021). Both keep the reals' local
 statistics and break what a class explains: an image of two objects at once, or of parts in the wrong
-places, which is how generators at 32x32 fail.
+places, as generators at 32x32 often make. Measured on pubgen-dev, both lower the content detector's
+AUROC (benchmarks/results/pubgen_dev.md): the option is kept, not recommended.
 
 With `rotation > 0` it also learns to tell which of four quarter-turns each real was given (Hendrycks,
 Mazeika, Kadavath & Song, "Using Self-Supervised Learning Can Improve Model Robustness and Uncertainty",
@@ -60,10 +61,10 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 def synthetic_outliers(
     x: torch.Tensor, content_class: torch.Tensor, kind: Literal["mixup", "jigsaw"]
 ) -> torch.Tensor:
-    """Outliers made from a batch of reals (B, C, H, W), one per real, or none (0 rows) for mixup when
-    every real has the same class. mixup: each real blended, with a weight drawn from U(0.35, 0.65), with
-    the real a random shift further along the batch, kept where the two classes differ. jigsaw: each
-    real's four quadrants permuted by one of the 23 permutations that move at least one."""
+    """Outliers made from a batch of reals (B, C, H, W). jigsaw: one per real, its four quadrants permuted
+    by one of the 23 permutations that move at least one. mixup: each real blended, with a weight drawn
+    from U(0.35, 0.65), with the real a random shift further along the batch, kept only where the two
+    classes differ (so none when every real has the same class)."""
     b, h, w = x.shape[0], x.shape[2], x.shape[3]
     if kind == "mixup":
         partner = (torch.arange(b, device=x.device) + int(torch.randint(1, max(b, 2), ()))) % b
