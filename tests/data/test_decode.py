@@ -27,19 +27,21 @@ def test_decode_workers_die_with_a_killed_parent(tmp_path):
     write_synthetic_cifake(
         root, n_train=1100, n_test=10, seed=0
     )  # 2,200 train files: over the parallel threshold
+    # the workers' slow decode must be importable by them (spawned workers unpickle it by module name):
+    # each chunk takes 30 s, so a worker that outlives its killed parent is still there when checked
+    (tmp_path / "slow_decode.py").write_text(
+        "import time\nfrom cifake_lightning.data.image_io import decode_files\n"
+        "def crawl(*a):\n    time.sleep(30)\n    return decode_files(*a)\n"
+    )
     script = (
-        "import sys, time; from pathlib import Path\n"
+        "from pathlib import Path\n"
         "from cifake_lightning.data.cache import load_or_build\nfrom cifake_lightning.data.split import Source\n"
-        "from cifake_lightning.data import image_io\n"
-        "slow = image_io.decode_files\n"
-        "def crawl(*a):\n    time.sleep(0.5); return slow(*a)\n"
-        "image_io.decode_files = crawl\n"
-        "import cifake_lightning.data.decode as c; c.decode_files = crawl\n"
+        "import cifake_lightning.data.decode as c, slow_decode\nc.decode_files = slow_decode.crawl\n"
         f"r = Path({str(root)!r})\n"
         "load_or_build('train', [Source('REAL', r/'train'/'REAL', 0), Source('FAKE', r/'train'/'FAKE', 1)], r,"
         f" Path({str(tmp_path / 'cache')!r}), workers=2, progress=False)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
     parent = subprocess.Popen([sys.executable, "-c", script], env=env)
 
     def children() -> list[int]:
