@@ -67,3 +67,21 @@ def test_the_fakes_of_the_runs_own_data_are_seen_by_default(tmp_path):
         trained_sources(ckpt, _manifest(tmp_path / "d", "ImageFolderOOD", ["REAL", "FAKE"], [0, 1]), None)
         is None
     )
+
+
+def test_testing_a_run_on_its_own_split_reports_its_fakes_as_seen(finished_run, cifake_root, capsys):
+    """End to end: `cifake test` of a fitted run's checkpoint on its own test split says its FAKE is a
+    seen kind (report.json, report.md) and prints no "unseen fakes" summary for it."""
+    import json
+
+    from helpers.run import cifake_test_args, run_main
+
+    from cifake_lightning.evaluate.table import latest_results
+
+    ckpt = finished_run / "checkpoints" / "last.ckpt"
+    code, err = run_main(cifake_test_args(cifake_root, "--ckpt", str(ckpt)), capsys)
+    assert code == 0, err
+    out = latest_results("results", ckpt)
+    report = json.loads((out / "report.json").read_text())
+    assert report["seen"] == ["FAKE"] and "unseen" not in report
+    assert "made training fakes): FAKE" in (out / "report.md").read_text()
