@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window: before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter  # noqa: E402
 
 from ..evaluate.plots import fig_png
 from ..models.bird_lotfi import CONV_LAYERS, FILTERS, parse_topology
@@ -146,6 +146,16 @@ def extractor_heatmap_png(runs: list[RunRecord]) -> tuple[bytes | None, list[dic
     return fig_png(fig), rows
 
 
+def params_axis(ax, counts: list[int]) -> None:
+    """A log x axis for model sizes that span a factor of 3 or more; else plain whole-number ticks (on a
+    log axis, variants of one size, e.g. 289,194 and 289,195 parameters, print overlapping labels)."""
+    if max(counts) >= 3 * min(counts):
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
 def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
     pts = [
         (r.params, _val_accuracy(r), r.topology or r.model)
@@ -163,7 +173,7 @@ def accuracy_vs_params_png(runs: list[RunRecord]) -> bytes | None:
     # since labels of models with equal accuracy would print on top of each other
     ranked = sorted(groups.items(), key=lambda kv: -max(kv[1]))
     shown = ranked if len(ranked) <= MAX_LABELS else ranked[:MAX_LABELS]
-    ax.set_xscale("log")
+    params_axis(ax, [p for p, _, _ in pts])
     ax.autoscale_view()
     low, high = ax.get_ylim()
     if high > 100:  # no accuracy above 100%: keep the margin below the top

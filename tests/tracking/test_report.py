@@ -369,3 +369,25 @@ def test_curve_axis_ticks_of_a_narrow_range_are_told_apart():
 
     assert tick_labels([0.998, 0.9985, 0.999, 0.9995, 1.0]) == ["0.998", "0.9985", "0.999", "0.9995", "1"]
     assert tick_labels([0.0, 0.25, 0.5]) == ["0", "0.25", "0.5"]
+
+
+def test_parameter_axis_ticks_of_variants_of_one_size_are_told_apart():
+    """accuracy_vs_params: variants of one model (289,194 and 289,195 parameters: one more for a learned
+    margin) got a log axis whose tick labels all read 2.89194e5, on top of each other; they now get
+    plain whole-number ticks, and sizes that span a factor keep the log axis."""
+    import matplotlib.pyplot as plt
+
+    from cifake_lightning.tracking.figures import params_axis
+
+    fig, ax = plt.subplots()
+    ax.scatter([289_194, 289_195], [50, 60])
+    params_axis(ax, [289_194, 289_195])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert ax.get_xscale() == "linear" and "289,194" in labels and "289,195" in labels
+    assert len(labels) == len(set(labels))
+    fig2, ax2 = plt.subplots()
+    params_axis(ax2, [10_000, 2_000_000])
+    assert ax2.get_xscale() == "log"
+    plt.close(fig)
+    plt.close(fig2)
