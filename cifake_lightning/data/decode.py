@@ -19,6 +19,11 @@ from .image_io import decode_files, die_with_parent
 from .layout import FileEntry
 from .split import DecodedSplit, Source
 
+UNGUARDED = (
+    'a script that sets up a data module must do so under `if __name__ == "__main__":` (each spawned '
+    "decode worker imports the script again), or pass decode_workers=1"
+)
+
 
 def _parallel_decode(
     paths: list[str],
@@ -43,7 +48,6 @@ def _parallel_decode(
     # spawn (not fork): the parent may hold CUDA state or torch threads that fork would corrupt. A spawned
     # worker imports only decode_files' module (numpy + PIL) and the `cifake` script (cifake_lightning.console,
     # also light), so it starts in well under a second instead of importing torch and Lightning.
-    exit_if_importing_main()
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -73,16 +77,11 @@ def exit_if_importing_main() -> None:
     Each spawned decode worker imports the parent's main script again; a script that sets up a data
     module at import time (no `if __name__ == "__main__":` guard) gets here in the worker, which would
     then wait for the cache lock its parent holds while the parent waits for it: both hang for ever.
-    Exiting breaks the parent's pool, which then says why (`_parallel_decode`)."""
+    `load_or_build` calls it before taking that lock; exiting breaks the parent's pool, which then
+    says why (`_parallel_decode`)."""
     if getattr(multiprocessing.current_process(), "_inheriting", False):  # multiprocessing's own test
         print(f"cifake: error: {UNGUARDED}", file=sys.stderr, flush=True)
         os._exit(2)
-
-
-UNGUARDED = (
-    'a script that sets up a data module must do so under `if __name__ == "__main__":` (each spawned '
-    "decode worker imports the script again), or pass decode_workers=1"
-)
 
 
 def _progress_bar(total: int, description: str, enabled: bool):

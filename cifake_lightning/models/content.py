@@ -58,6 +58,10 @@ def _block(cin: int, cout: int) -> nn.Sequential:
     )  # fmt: skip
 
 
+#: the 23 orders of an image's four quadrants that move at least one
+_QUADRANT_MOVES = torch.tensor([p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)])
+
+
 def synthetic_outliers(
     x: torch.Tensor, content_class: torch.Tensor, kind: Literal["mixup", "jigsaw"]
 ) -> torch.Tensor:
@@ -73,7 +77,7 @@ def synthetic_outliers(
         return (lam * x + (1 - lam) * x[partner])[keep]
     c, hh, hw = x.shape[1], h // 2, w // 2
     quads = x[..., : 2 * hh, : 2 * hw].reshape(b, c, 2, hh, 2, hw).permute(0, 2, 4, 1, 3, 5)
-    perms = torch.tensor([p for p in itertools.permutations(range(4)) if p != (0, 1, 2, 3)], device=x.device)
+    perms = _QUADRANT_MOVES.to(x.device)
     order = perms[torch.randint(0, len(perms), (b,), device=x.device)]
     moved = quads.reshape(b, 4, c, hh, hw)[torch.arange(b, device=x.device)[:, None], order]
     return moved.reshape(b, 2, 2, c, hh, hw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, 2 * hh, 2 * hw)
